@@ -1,0 +1,48 @@
+/* The socket helper every model shares, so that a model's own file shows
+ * only what is particular to that model (Stevens' wrapsock.c, Bendersky's
+ * utils.c). IPv4 and IPv6 alike. */
+#ifndef IOMODELS_NET_H
+#define IOMODELS_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+/* "255.255.255.255:65535" or "[ffff:...:ffff]:65535", with room to spare. */
+#define ADDR_STRLEN 64
+
+/* Binds host:port (port 0: the kernel chooses), listens with the largest
+ * backlog the kernel allows, and returns the socket. SO_REUSEADDR so a
+ * restarted server need not wait out TIME_WAIT. Dies on failure. */
+int listen_on(const char *host, int port, bool nonblocking);
+
+/* Prints the readiness line "listening on ADDR:PORT" (the real port, also
+ * after -p 0) on stdout and flushes it: tests and scripts wait for it. */
+void announce_listening(int listen_fd);
+
+/* accept4() with close-on-exec (and O_NONBLOCK if asked), then TCP_NODELAY;
+ * writes the peer's "ADDR:PORT" into peer. Returns the descriptor, or -1
+ * with errno set by accept4 (the caller decides what that means). */
+int accept_connection(int listen_fd, bool nonblocking, char peer[ADDR_STRLEN]);
+
+/* What an accept error means for the loop that made it. */
+bool accept_error_is_transient(int err);  /* the peer went away, EINTR...: try the next one */
+bool accept_error_is_exhaustion(int err); /* EMFILE, ENFILE, ENOBUFS, ENOMEM: back off */
+
+/* Connects to host:port (blocking connect; nonblocking applies afterwards),
+ * TCP_NODELAY on. Returns the descriptor, or -1 with a message in err. */
+int connect_to(const char *host, const char *port, bool nonblocking, char *err, size_t err_len);
+
+/* Parses "[HOST:]PORT", "[v6addr]:PORT" or "v6addr:PORT" (last colon wins).
+ * host defaults to 127.0.0.1. Returns false on a malformed argument. */
+bool parse_host_port(const char *arg, char *host, size_t host_len, char *port, size_t port_len);
+
+int set_nonblocking(int fd);
+int set_nodelay(int fd);
+void format_sockaddr(const struct sockaddr *sa, char *out, size_t out_len);
+
+/* Raises the soft RLIMIT_NOFILE towards wanted (never above the hard
+ * limit); returns the limit now in force. */
+long raise_fd_limit(long wanted);
+
+#endif

@@ -1,0 +1,57 @@
+#include "signals.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+
+/* The only thing a handler may safely do is set a flag of this type. */
+static volatile sig_atomic_t stop_flag;
+
+static void on_stop_signal(int signo)
+{
+    (void)signo;
+    stop_flag = 1;
+}
+
+void install_stop_handlers(void)
+{
+    struct sigaction sa = {.sa_handler = on_stop_signal}; /* no SA_RESTART, on purpose */
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGINT, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0)
+        die_errno("sigaction");
+
+    struct sigaction ignore = {.sa_handler = SIG_IGN};
+    sigemptyset(&ignore.sa_mask);
+    if (sigaction(SIGPIPE, &ignore, NULL) < 0)
+        die_errno("sigaction SIGPIPE");
+}
+
+bool stop_requested(void)
+{
+    return stop_flag != 0;
+}
+
+void block_stop_signals(sigset_t *wait_mask)
+{
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    int rc = pthread_sigmask(SIG_BLOCK, &stop_signals, wait_mask);
+    if (rc != 0) {
+        errno = rc;
+        die_errno("pthread_sigmask");
+    }
+    sigdelset(wait_mask, SIGINT);
+    sigdelset(wait_mask, SIGTERM);
+}
+
+void reset_stop_handlers(void)
+{
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    sigemptyset(&dfl.sa_mask);
+    sigaction(SIGINT, &dfl, NULL);
+    sigaction(SIGTERM, &dfl, NULL);
+}

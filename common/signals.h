@@ -1,0 +1,29 @@
+/* How a server stops: SIGINT or SIGTERM sets a flag that every loop checks.
+ *
+ * The handlers are installed without SA_RESTART, so a call blocked in the
+ * kernel (accept, read, select, epoll_wait, io_uring_enter...) returns
+ * EINTR and the loop gets to look at the flag. SIGPIPE is ignored: writing
+ * to a peer that has gone must be an EPIPE for one connection, never the
+ * death of the server. */
+#ifndef IOMODELS_SIGNALS_H
+#define IOMODELS_SIGNALS_H
+
+#include <signal.h>
+#include <stdbool.h>
+
+void install_stop_handlers(void);
+bool stop_requested(void);
+
+/* Blocks SIGINT and SIGTERM in the calling thread and stores in *wait_mask
+ * the mask to use *inside* the wait (pselect, ppoll, epoll_pwait,
+ * sigsuspend, io_uring_enter): a stop signal can then arrive only while the
+ * loop waits, never in the gap between checking the flag and waiting.
+ * Threads created afterwards inherit the block, so only the caller is
+ * woken. */
+void block_stop_signals(sigset_t *wait_mask);
+
+/* Restores the default disposition of the stop signals (for exec'd or
+ * forked helpers that must die on them). */
+void reset_stop_handlers(void);
+
+#endif

@@ -1,0 +1,328 @@
+"""What every integration test needs: start a server on a kernel-chosen port,
+wait for its readiness line, talk to it on loopback, stop it and read its log.
+
+Nothing here sleeps to synchronise: a server is ready when it has printed
+`listening on ADDR:PORT`; everything else is a bounded wait on a socket, a
+process, or a state in /proc that the test can observe.
+"""
+import contextlib
+import os
+import pathlib
+import resource
+import select
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BIN_DIR = ROOT / "bin"
+SANITIZED = False
+DEFAULT_TEST_SECONDS = 90
+
+
+class Skip(Exception):
+    """Raised by a test that cannot run here; the runner counts it apart."""
+
+
+def configure(bin_dir, sanitized):
+    global BIN_DIR, SANITIZED
+    BIN_DIR = (ROOT / bin_dir) if not os.path.isabs(bin_dir) else pathlib.Path(bin_dir)
+    SANITIZED = sanitized
+
+
+def slow(seconds):
+    """A time bound, stretched for the sanitized build, which runs slower."""
+    return seconds * (4 if SANITIZED else 1)
+
+
+def binary(name):
+    path = BIN_DIR / name
+    if not path.exists():
+        raise AssertionError("%s was not built" % path)
+    return str(path)
+
+
+@contextlib.contextmanager
+def time_limit(seconds):
+    """Fails the test (instead of hanging the run) after seconds; main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(signo, frame):
+        raise TimeoutError("test took longer than %ds" % seconds)
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(int(slow(seconds)))
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def wait_until(predicate, timeout, what):
+    """Polls an observable state (a /proc file, a log) until it holds."""
+    deadline = time.monotonic() + slow(timeout)
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError("timed out after %.1fs waiting for %s" % (slow(timeout), what))
+
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+class Server:
+    """A server process under test. Use as a context manager:
+
+        with Server("server-multiplexing", "--api", "poll") as srv:
+            sock = srv.connect()
+    """
+
+    def __init__(self, program, *args, port=0, nofile=None, env=None, ready=True, cwd=None):
+        self.program = program
+        self.args = [str(a) for a in args]
+        self.port_arg = port
+        self.nofile = nofile
+        self.env = env
+        self.cwd = cwd
+        self.wait_ready = ready
+        self.proc = None
+        self.host = None
+        self.port = None
+        self.returncode = None
+        self._stderr = tempfile.NamedTemporaryFile(prefix="iomodels-stderr-", delete=False)
+
+    # -- life cycle ---------------------------------------------------------
+    def start(self):
+        argv = [binary(self.program)]
+        if self.port_arg is not None:
+            argv += ["-p", str(self.port_arg)]
+        argv += self.args
+        nofile = self.nofile
+
+        def limits():
+            if nofile is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
+        if self.env:
+            env.update(self.env)
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL,
+                                     preexec_fn=limits, env=env, cwd=self.cwd)
+        if self.wait_ready:
+            line = self.read_stdout_line(timeout=10)
+            if not line.startswith("listening on "):
+                self.kill()
+                raise AssertionError("%s did not get ready: %r; stderr: %s" % (self.program, line, self.stderr()[-2000:]))
+            self.host, self.port = parse_address(line[len("listening on "):].strip())
+        return self
+
+    def read_stdout_line(self, timeout):
+        deadline = time.monotonic() + slow(timeout)
+        data = b""
+        fd = self.proc.stdout.fileno()
+        while not data.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            readable, _, _ = select.select([fd], [], [], left)
+            if not readable:
+                break
+            chunk = os.read(fd, 1)
+            if not chunk:
+                break
+            data += chunk
+        return data.decode(errors="replace")
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        if self.proc and self.proc.poll() is None:
+            self.kill()
+        self.close_files()
+        return False
+
+    def close_files(self):
+        if self.proc and self.proc.stdout:
+            self.proc.stdout.close()
+        self._stderr.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._stderr.name)
+
+    def kill(self):
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def signal(self, signo):
+        self.proc.send_signal(signo)
+
+    def stop(self, signo=signal.SIGTERM, timeout=10):
+        """Sends signo, waits for the exit, returns (status, stderr text).
+        Fails if it does not exit in time or a sanitizer reported anything."""
+        self.proc.send_signal(signo)
+        try:
+            self.returncode = self.proc.wait(timeout=slow(timeout))
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError("%s did not exit within %ds of signal %d" % (self.program, slow(timeout), signo))
+        text = self.stderr()
+        self.check_sanitizers(text)
+        return self.returncode, text
+
+    def check_sanitizers(self, text=None):
+        text = self.stderr() if text is None else text
+        for mark in SANITIZER_MARKS:
+            if mark in text:
+                start = text.index(mark)
+                raise AssertionError("sanitizer report from %s: %s" % (self.program, text[start:start + 1500]))
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    # -- observation --------------------------------------------------------
+    def stderr(self):
+        with open(self._stderr.name, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def wait_for_log(self, text, timeout=5):
+        return wait_until(lambda: text in self.stderr(), timeout, "%r in the log of %s" % (text, self.program))
+
+    def fd_count(self):
+        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
+
+    def cpu_seconds(self):
+        """User + system CPU time of the server (its threads included)."""
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def children(self):
+        path = "/proc/%d/task/%d/children" % (self.proc.pid, self.proc.pid)
+        with open(path) as f:
+            return [int(p) for p in f.read().split()]
+
+    def connect(self, timeout=5):
+        return connect(self.port, self.host, timeout)
+
+
+def parse_address(text):
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def connect(port, host="127.0.0.1", timeout=5):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.settimeout(slow(timeout))
+    sock.connect((host, port))
+    return sock
+
+
+def recv_exactly(sock, n, timeout=10):
+    """Reads exactly n bytes or fails: EOF or the deadline is an error."""
+    deadline = time.monotonic() + slow(timeout)
+    chunks, got = [], 0
+    while got < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError("timed out with %d of %d bytes" % (got, n))
+        sock.settimeout(left)
+        chunk = sock.recv(min(n - got, 1 << 20))
+        if not chunk:
+            raise AssertionError("connection closed after %d of %d bytes" % (got, n))
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def expect_eof(sock, timeout=5):
+    sock.settimeout(slow(timeout))
+    data = sock.recv(1)
+    if data:
+        raise AssertionError("expected EOF, got %r" % data)
+
+
+def echo_roundtrip(sock, payload, timeout=10):
+    """Sends payload (from a thread, so a large one cannot deadlock against
+    the echo filling our receive buffer) and checks the echo byte for byte."""
+    sender = threading.Thread(target=sock.sendall, args=(payload,), daemon=True)
+    sender.start()
+    echoed = recv_exactly(sock, len(payload), timeout)
+    sender.join(slow(timeout))
+    if echoed != payload:
+        first = next(i for i, (a, b) in enumerate(zip(echoed, payload)) if a != b)
+        raise AssertionError("echo differs at byte %d of %d" % (first, len(payload)))
+
+
+def payload(n, seed=0):
+    """n bytes that differ by position and seed, so reordering or mixing shows."""
+    pattern = bytes((i * 31 + seed * 7 + (i >> 8)) & 0xFF for i in range(min(n, 65536) or 1))
+    return (pattern * (n // len(pattern) + 1))[:n]
+
+
+def io_uring_unavailable():
+    """None if io_uring can be used here, else the reason."""
+    try:
+        with open("/proc/sys/kernel/io_uring_disabled") as f:
+            if f.read().strip() not in ("0", ""):
+                return "kernel.io_uring_disabled is set"
+    except FileNotFoundError:
+        pass
+    return None
+
+
+# Every echo server variant, with what the tests may expect of it.
+#   concurrent: serves several clients at once
+#   backpressure_isolated: a client that never reads stalls no one else
+ECHO_VARIANTS = [
+    ("blocking-iterative", "server-blocking", ["--concurrency", "iterative"], {"concurrent": False}),
+    ("blocking-fork", "server-blocking", ["--concurrency", "fork"], {"concurrent": True}),
+    ("blocking-thread", "server-blocking", ["--concurrency", "thread"], {"concurrent": True}),
+    ("nonblocking-spin", "server-nonblocking", ["--wait", "spin"], {"concurrent": True, "spins": True}),
+    ("nonblocking-sleep", "server-nonblocking", ["--wait", "sleep"], {"concurrent": True}),
+    ("nonblocking-sigio", "server-nonblocking", ["--wait", "sigio"], {"concurrent": True}),
+    ("multiplexing-select", "server-multiplexing", ["--api", "select"], {"concurrent": True}),
+    ("multiplexing-poll", "server-multiplexing", ["--api", "poll"], {"concurrent": True}),
+    ("multiplexing-epoll", "server-multiplexing", ["--api", "epoll"], {"concurrent": True}),
+    ("multiplexing-epoll-edge", "server-multiplexing", ["--api", "epoll", "--trigger", "edge"], {"concurrent": True}),
+    ("async-uring", "server-async", ["--engine", "uring"], {"concurrent": True, "needs_uring": True}),
+    ("async-posix-aio", "server-async", ["--engine", "posix-aio"], {"concurrent": True}),
+]
+
+
+def variants(concurrent=None, built_only=False):
+    """The echo variants; built_only=True leaves out programs not built (for -k runs while developing)."""
+    chosen = []
+    for name, program, args, traits in ECHO_VARIANTS:
+        if built_only and not (BIN_DIR / program).exists():
+            continue
+        if concurrent is not None and traits.get("concurrent") != concurrent:
+            continue
+        chosen.append((name, program, args, traits))
+    return chosen
+
+
+def skip_unless_usable(traits):
+    if traits.get("needs_uring"):
+        reason = io_uring_unavailable()
+        if reason:
+            raise Skip("io_uring unavailable (%s)" % reason)
