@@ -8,6 +8,7 @@ process, or a state in /proc that the test can observe.
 import contextlib
 import os
 import pathlib
+import re
 import resource
 import select
 import signal
@@ -21,6 +22,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 BIN_DIR = ROOT / "bin"
 SANITIZED = False
 DEFAULT_TEST_SECONDS = 90
+SIGTERM = signal.SIGTERM
 
 
 class Skip(Exception):
@@ -166,7 +168,9 @@ class Server:
     def signal(self, signo):
         self.proc.send_signal(signo)
 
-    def stop(self, signo=signal.SIGTERM, timeout=10):
+    # (Inside this class `signal` is the method above, not the module: the
+    # default below is the module-level SIGTERM.)
+    def stop(self, signo=SIGTERM, timeout=10):
         """Sends signo, waits for the exit, returns (status, stderr text).
         Fails if it does not exit in time or a sanitizer reported anything."""
         self.proc.send_signal(signo)
@@ -196,6 +200,25 @@ class Server:
 
     def wait_for_log(self, text, timeout=5):
         return wait_until(lambda: text in self.stderr(), timeout, "%r in the log of %s" % (text, self.program))
+
+    def wait_for_log_match(self, pattern, timeout=5):
+        """Like wait_for_log, for a regular expression; returns the match."""
+        regex = re.compile(pattern, re.M)
+        return wait_until(lambda: regex.search(self.stderr()), timeout,
+                          "/%s/ in the log of %s" % (pattern, self.program))
+
+    def wait_until_idle(self, base_fds, timeout=10):
+        """Waits until every connection is gone: the descriptor count is back
+        to base_fds and no child process is left (the fork variant's)."""
+        def idle():
+            if not self.alive():
+                raise AssertionError("%s exited with status %s" % (self.program, self.proc.returncode))
+            return self.fd_count() == base_fds and not self.children()
+        try:
+            wait_until(idle, timeout, "connections of %s to be gone" % self.program)
+        except AssertionError as exc:
+            raise AssertionError("%s: %d descriptors (%d at start), children %s" % (
+                exc, self.fd_count(), base_fds, self.children())) from None
 
     def fd_count(self):
         return len(os.listdir("/proc/%d/fd" % self.proc.pid))
@@ -293,9 +316,11 @@ def io_uring_unavailable():
 # Every echo server variant, with what the tests may expect of it.
 #   concurrent: serves several clients at once
 #   backpressure_isolated: a client that never reads stalls no one else
+#   forks: a process per connection (its descriptors are the children's, not the server's)
+#   spins: burns a core while idle, by design (no CPU bound applies)
 ECHO_VARIANTS = [
     ("blocking-iterative", "server-blocking", ["--concurrency", "iterative"], {"concurrent": False}),
-    ("blocking-fork", "server-blocking", ["--concurrency", "fork"], {"concurrent": True}),
+    ("blocking-fork", "server-blocking", ["--concurrency", "fork"], {"concurrent": True, "forks": True}),
     ("blocking-thread", "server-blocking", ["--concurrency", "thread"], {"concurrent": True}),
     ("nonblocking-spin", "server-nonblocking", ["--wait", "spin"], {"concurrent": True, "spins": True}),
     ("nonblocking-sleep", "server-nonblocking", ["--wait", "sleep"], {"concurrent": True}),
@@ -326,3 +351,59 @@ def skip_unless_usable(traits):
         reason = io_uring_unavailable()
         if reason:
             raise Skip("io_uring unavailable (%s)" % reason)
+
+
+def process_state(pid):
+    """The state letter of /proc/PID/stat (R, S, T, Z...), or None once the process is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def raise_own_fd_limit(wanted):
+    """Raises this process's soft RLIMIT_NOFILE to its hard limit, for a test that
+    holds many sockets; skips the test if even the hard limit is below wanted."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        raise Skip("RLIMIT_NOFILE hard limit is %d, this test needs %d" % (hard, wanted))
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else wanted, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+class EchoVariant:
+    """One entry of ECHO_VARIANTS, able to start its server."""
+
+    def __init__(self, name, program, args, traits):
+        self.name, self.program, self.args, self.traits = name, program, list(args), dict(traits)
+
+    def server(self, *extra, **kwargs):
+        return Server(self.program, *(self.args + [str(a) for a in extra]), **kwargs)
+
+
+def per_variant(namespace, prop, applies=None, time_limit=None):
+    """Makes one test per echo variant out of prop(variant), named
+    test_<prop>__<variant>, in namespace (a test module's globals()), so a
+    failure names both the property and the server. applies(variant) picks
+    the variants; io_uring variants are skipped where io_uring is unusable.
+    The tests keep prop's place in the module's source order."""
+    for entry in ECHO_VARIANTS:
+        variant = EchoVariant(*entry)
+        if applies is not None and not applies(variant):
+            continue
+
+        def test(variant=variant):
+            skip_unless_usable(variant.traits)
+            prop(variant)
+
+        name = "test_%s__%s" % (prop.__name__.strip("_"), variant.name.replace("-", "_"))
+        test.__name__ = test.__qualname__ = name
+        test.__module__ = namespace["__name__"]
+        test.__doc__ = prop.__doc__
+        # The runner orders a module's tests by source line: take prop's.
+        test.__code__ = test.__code__.replace(co_firstlineno=prop.__code__.co_firstlineno)
+        if time_limit is not None:
+            test.time_limit = time_limit
+        namespace[name] = test
