@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,19 @@ static _Noreturn void usage_error(const char *summary, const struct server_optio
 {
     fprintf(stderr, "%s: ", program_name());
     fprintf(stderr, fmt, a, b);
+    fputs("\n\n", stderr);
+    print_usage(stderr, summary, defaults, model, model_count);
+    exit(2);
+}
+
+void server_usage_error(const char *summary, const struct server_options *defaults,
+                        const struct model_option *model, size_t model_count, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", program_name());
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
     fputs("\n\n", stderr);
     print_usage(stderr, summary, defaults, model, model_count);
     exit(2);

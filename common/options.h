@@ -48,6 +48,14 @@ struct server_options server_options_defaults(int default_port);
 void parse_server_options(int argc, char **argv, const char *summary, struct server_options *common,
                           const struct model_option *model, size_t model_count);
 
+/* For a check that spans options, made after parse_server_options (the
+ * multiplexing server's --trigger edge needs --api epoll): the same one-line
+ * error, usage on stderr and exit 2. defaults and model describe what the
+ * usage shows, so pass the defaults, not the parsed values. */
+noreturn void server_usage_error(const char *summary, const struct server_options *defaults,
+                                 const struct model_option *model, size_t model_count, const char *fmt, ...)
+    PRINTF_LIKE(5, 6);
+
 /* The value checks, for programs with a command line of their own. */
 bool parse_long(const char *text, long min, long max, long *out);
 bool parse_double(const char *text, double min, double max, double *out);
