@@ -229,6 +229,50 @@ UNIT_TEST(loop_never_dispatches_stale_events)
     }
 }
 
+/* Two ready sockets in one batch; whichever handler runs first pauses the
+ * other (interest 0): the other's event, already collected, must wait. */
+struct pause_test {
+    int fds[2];
+    struct calls calls;
+};
+
+static void pause_other(struct loop *loop, int fd, int ready, void *data)
+{
+    struct pause_test *t = data;
+    record(loop, fd, ready, &t->calls);
+    int other = t->fds[0] == fd ? t->fds[1] : t->fds[0];
+    loop_watch(loop, fd, 0, pause_other, t);
+    loop_watch(loop, other, 0, pause_other, t);
+    loop_stop(loop);
+}
+
+UNIT_TEST(loop_honours_interest_changed_mid_batch)
+{
+    for (int v = 0; v < VARIANT_COUNT; v++) {
+        struct pause_test t = {0};
+        int peers[2];
+        for (int i = 0; i < 2; i++) {
+            int sv[2];
+            REQUIRE(make_pair(sv));
+            t.fds[i] = sv[0];
+            peers[i] = sv[1];
+            CHECK(write(sv[1], "x", 1) == 1);
+        }
+        struct loop *loop = loop_create(variants[v].api, variants[v].edge, CAPACITY);
+        REQUIRE(loop);
+        for (int i = 0; i < 2; i++)
+            CHECK(loop_watch(loop, t.fds[i], LOOP_READABLE, pause_other, &t) == 0);
+        CHECK(run_bounded(loop, 2000, 1) == 0);
+        CHECK(t.calls.count == 1);
+        for (int i = 0; i < 2; i++) {
+            loop_unwatch(loop, t.fds[i]);
+            close(t.fds[i]);
+            close(peers[i]);
+        }
+        loop_destroy(loop);
+    }
+}
+
 /* Interest 0 keeps the watch but wakes no one, not even for a hang-up. */
 UNIT_TEST(loop_paused_watch_stays_quiet)
 {
