@@ -1,0 +1,395 @@
+/* bin/client bench: the load generator.
+ *
+ * One thread, one epoll instance, CONNS non-blocking connections (their
+ * state machine is in bench_conn.c). This file keeps the clock: warm-up,
+ * the end of the run, the open-loop schedule, and the report.
+ *
+ * The client must cost far less CPU per message than the servers it
+ * measures, or it measures itself: so it makes one recv and one send per
+ * message, one epoll_wait per batch of ready connections, and allocates
+ * nothing once the run has started. */
+#include "bench.h"
+
+#include "client.h"
+#include "net.h"
+#include "options.h"
+#include "signals.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+enum {
+    MAX_EVENTS = 256,
+    SCRATCH_SIZE = 256 * 1024,
+    MAX_CONNS = 1000000,
+    MAX_MESSAGE_SIZE = 64 * 1024 * 1024,
+};
+
+static const int64_t NS_PER_SEC = 1000000000;
+
+struct bench_config {
+    char host[256], port[8];
+    long conns;
+    long size;
+    double seconds;    /* -d; 0 with -n */
+    long messages;     /* -n; 0 with -d */
+    double rate;       /* --rate; 0: closed loop */
+    double warmup;
+    bool json;
+};
+
+/* -- the command line ------------------------------------------------------ */
+
+static long number_arg(const char *opt, const char *text, long min, long max)
+{
+    long v;
+    if (!parse_long(text, min, max, &v))
+        client_usage_error("%s expects a whole number from %ld to %ld, not '%s'", opt, min, max, text);
+    return v;
+}
+
+static double seconds_arg(const char *opt, const char *text, double min, double max)
+{
+    double v;
+    if (!parse_double(text, min, max, &v))
+        client_usage_error("%s expects a number from %g to %g, not '%s'", opt, min, max, text);
+    return v;
+}
+
+static struct bench_config parse_bench_args(int argc, char **argv)
+{
+    enum { OPT_RATE = 256, OPT_WARMUP, OPT_JSON, OPT_VERSION };
+    static const struct option longopts[] = {
+        {"conns", required_argument, NULL, 'c'},
+        {"size", required_argument, NULL, 's'},
+        {"duration", required_argument, NULL, 'd'},
+        {"messages", required_argument, NULL, 'n'},
+        {"rate", required_argument, NULL, OPT_RATE},
+        {"warmup", required_argument, NULL, OPT_WARMUP},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {NULL, 0, NULL, 0},
+    };
+    struct bench_config cfg = {.warmup = 0.5};
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":c:s:d:n:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            cfg.conns = number_arg("-c", optarg, 1, MAX_CONNS);
+            break;
+        case 's':
+            cfg.size = number_arg("-s", optarg, 1, MAX_MESSAGE_SIZE);
+            break;
+        case 'd':
+            cfg.seconds = seconds_arg("-d", optarg, 0.001, 1e6);
+            break;
+        case 'n':
+            cfg.messages = number_arg("-n", optarg, 1, 1000000000000L);
+            break;
+        case OPT_RATE:
+            cfg.rate = seconds_arg("--rate", optarg, 0.001, 1e9);
+            break;
+        case OPT_WARMUP:
+            cfg.warmup = seconds_arg("--warmup", optarg, 0, 3600);
+            break;
+        case OPT_JSON:
+            cfg.json = true;
+            break;
+        case 'h':
+            client_usage(stdout);
+            exit(0);
+        case OPT_VERSION:
+            printf("%s %s\n", program_name(), IOMODELS_VERSION);
+            exit(0);
+        case ':':
+            client_usage_error("option '%s' needs a value", argv[optind - 1]);
+        default:
+            client_usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind == argc)
+        client_usage_error("bench: missing [HOST:]PORT");
+    if (optind + 1 < argc)
+        client_usage_error("bench: unexpected argument '%s'", argv[optind + 1]);
+    client_parse_address(argv[optind], cfg.host, sizeof cfg.host, cfg.port, sizeof cfg.port);
+    if (cfg.conns == 0)
+        client_usage_error("bench: -c CONNS is required");
+    if (cfg.size == 0)
+        client_usage_error("bench: -s BYTES is required");
+    if ((cfg.seconds > 0) == (cfg.messages > 0))
+        client_usage_error("bench: give either -d SECONDS or -n MESSAGES");
+    return cfg;
+}
+
+/* -- setting up -------------------------------------------------------------- */
+
+static struct addrinfo *resolve_server(const struct bench_config *cfg)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *list;
+    int rc = getaddrinfo(cfg->host, cfg->port, &hints, &list);
+    if (rc != 0)
+        die("cannot resolve %s:%s: %s", cfg->host, cfg->port, gai_strerror(rc));
+    return list;
+}
+
+/* The pattern the messages are cut from: PATTERN_PERIOD pseudo-random
+ * bytes, then the start again so that a message of size bytes at any
+ * offset below PATTERN_PERIOD is one contiguous window. */
+static unsigned char *make_pattern(size_t size)
+{
+    unsigned char *pattern = malloc(PATTERN_PERIOD + size);
+    if (!pattern)
+        die_errno("malloc pattern");
+    uint64_t x = 0x9e3779b97f4a7c15u; /* xorshift64: fast and good enough to tell bytes apart */
+    for (size_t i = 0; i < PATTERN_PERIOD; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        pattern[i] = (unsigned char)(x >> 56);
+    }
+    for (size_t i = PATTERN_PERIOD; i < PATTERN_PERIOD + size; i++)
+        pattern[i] = pattern[i % PATTERN_PERIOD];
+    return pattern;
+}
+
+static void ensure_descriptors(long conns)
+{
+    long needed = conns + 16; /* stdio, epoll, a few spare */
+    long limit = raise_fd_limit(needed);
+    if (limit < 0)
+        die_errno("RLIMIT_NOFILE");
+    if (limit < needed)
+        die("%ld connections need %ld descriptors; RLIMIT_NOFILE allows %ld (raise it with ulimit -n)", conns,
+            needed, limit);
+}
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) < 0)
+        die_errno("getrusage");
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* -- the run ------------------------------------------------------------------- */
+
+struct run_clock {
+    uint64_t next_global; /* open loop: the next message of the schedule */
+    int64_t next_release; /* and when it is due */
+    int64_t idle_limit;   /* -n: a run with no echo for this long is over */
+    bool cpu_marked;      /* the CPU clock was read when measuring began */
+    double cpu_at_measure;
+    uint64_t echoes_at_measure;
+};
+
+/* Open loop: hands every message whose time has come to its connection. */
+static void release_due_messages(struct bench_run *run, struct bench_conn *conns, struct run_clock *clock,
+                                 int64_t now)
+{
+    while (clock->next_release <= now) {
+        struct bench_conn *c = &conns[clock->next_global % (uint64_t)run->conns];
+        if (c->fd >= 0)
+            bench_conn_release(c);
+        clock->next_global++;
+        clock->next_release = run->schedule_start + (int64_t)((double)clock->next_global * run->interval_ns);
+        run->last_progress = now; /* a message now owed restarts the idle clock */
+    }
+}
+
+static bool run_is_over(const struct bench_run *run, const struct run_clock *clock, int64_t now)
+{
+    return stop_requested() || run->alive == 0 || now >= run->measure_until ||
+           run->measured >= run->measure_target || now - run->last_progress >= clock->idle_limit;
+}
+
+/* When the loop must look at the clock next, whatever the sockets do. */
+static int64_t next_deadline(const struct bench_run *run, const struct run_clock *clock)
+{
+    int64_t deadline = run->measure_until;
+    if (run->last_progress + clock->idle_limit < deadline)
+        deadline = run->last_progress + clock->idle_limit;
+    if (run->open_loop && clock->next_release < deadline)
+        deadline = clock->next_release;
+    return deadline;
+}
+
+/* Returns when the run ended. */
+static int64_t run_loop(struct bench_run *run, struct bench_conn *conns, struct run_clock *clock,
+                        const sigset_t *wait_mask)
+{
+    struct epoll_event events[MAX_EVENTS];
+    for (;;) {
+        int64_t now = bench_now();
+        if (run->open_loop)
+            release_due_messages(run, conns, clock, now);
+        if (!clock->cpu_marked && now >= run->measure_from) {
+            clock->cpu_marked = true;
+            clock->cpu_at_measure = cpu_seconds();
+            clock->echoes_at_measure = run->echoes;
+        }
+        if (run_is_over(run, clock, now))
+            return now;
+
+        int64_t wait = next_deadline(run, clock) - now;
+        struct timespec timeout = {.tv_sec = wait / NS_PER_SEC, .tv_nsec = wait % NS_PER_SEC};
+        /* The only place the client blocks: waiting for sockets or the clock.
+         * epoll_pwait2 takes a timeout in ns, which the schedule needs; the
+         * stop signals get in only here, so Ctrl-C ends the run with a report. */
+        int n = epoll_pwait2(run->epoll_fd, events, MAX_EVENTS, &timeout, wait_mask);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            die_errno("epoll_pwait2");
+        }
+        for (int i = 0; i < n; i++)
+            bench_conn_on_event(events[i].data.ptr, events[i].events);
+    }
+}
+
+/* -- the report ------------------------------------------------------------------ */
+
+struct bench_result {
+    double seconds, msgs_per_sec;
+    double p50, p90, p99, p999, max, mean; /* us */
+    unsigned long stalled;
+    double cpu_seconds, cpu_us_per_msg;
+};
+
+static double percentile_us(const struct histogram *h, double percent)
+{
+    return (double)histogram_percentile(h, percent) / 1000.0;
+}
+
+static struct bench_result summarize(const struct bench_run *run, const struct bench_conn *conns,
+                                     const struct run_clock *clock, int64_t ended)
+{
+    struct bench_result r = {0};
+    int64_t end = run->measured >= run->measure_target ? run->last_measured_at : ended;
+    if (end > run->measure_until)
+        end = run->measure_until;
+    r.seconds = end > run->measure_from ? (double)(end - run->measure_from) / 1e9 : 0.0;
+    r.msgs_per_sec = r.seconds > 0 ? (double)run->measured / r.seconds : 0.0;
+    r.p50 = percentile_us(&run->latency, 50);
+    r.p90 = percentile_us(&run->latency, 90);
+    r.p99 = percentile_us(&run->latency, 99);
+    r.p999 = percentile_us(&run->latency, 99.9);
+    r.max = (double)run->latency.max / 1000.0;
+    r.mean = histogram_mean(&run->latency) / 1000.0;
+    for (long i = 0; i < run->conns; i++)
+        if (!conns[i].failed && conns[i].echoes == 0)
+            r.stalled++;
+    if (clock->cpu_marked) {
+        r.cpu_seconds = cpu_seconds() - clock->cpu_at_measure;
+        uint64_t echoes = run->echoes - clock->echoes_at_measure;
+        r.cpu_us_per_msg = echoes ? r.cpu_seconds * 1e6 / (double)echoes : 0.0;
+    }
+    return r;
+}
+
+static void print_json(const struct bench_config *cfg, const struct bench_run *run, const struct bench_result *r)
+{
+    printf("{\"conns\":%ld,\"size\":%ld,\"seconds\":%.3f,\"msgs\":%llu,\"msgs_per_sec\":%.1f,"
+           "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,\"mean_us\":%.1f,"
+           "\"errors\":%lu,\"mismatches\":%lu,\"stalled\":%lu,\"warmup\":%.3f,"
+           "\"client_cpu_seconds\":%.3f,\"client_cpu_us_per_msg\":%.2f",
+           cfg->conns, cfg->size, r->seconds, (unsigned long long)run->measured, r->msgs_per_sec, r->p50, r->p90,
+           r->p99, r->p999, r->max, r->mean, run->errors, run->mismatches, r->stalled, cfg->warmup,
+           r->cpu_seconds, r->cpu_us_per_msg);
+    if (run->open_loop)
+        printf(",\"rate_requested\":%.1f,\"rate_achieved\":%.1f", cfg->rate, r->msgs_per_sec);
+    printf("}\n");
+}
+
+static void print_summary(const struct bench_config *cfg, const struct bench_run *run, const struct bench_result *r)
+{
+    printf("bench %s:%s: %ld connection%s, %ld-byte messages, ", cfg->host, cfg->port, cfg->conns,
+           cfg->conns == 1 ? "" : "s", cfg->size);
+    if (run->open_loop)
+        printf("open loop at %.1f msgs/s\n", cfg->rate);
+    else
+        printf("closed loop\n");
+    printf("  measured  %.3f s after %.3f s warm-up: %llu echoes, %.1f msgs/s\n", r->seconds, cfg->warmup,
+           (unsigned long long)run->measured, r->msgs_per_sec);
+    printf("  latency   p50 %.1f us, p90 %.1f, p99 %.1f, p99.9 %.1f, max %.1f (mean %.1f)\n", r->p50, r->p90,
+           r->p99, r->p999, r->max, r->mean);
+    printf("  problems  errors %lu, mismatches %lu, stalled %lu%s\n", run->errors, run->mismatches, r->stalled,
+           r->stalled ? " (connections that never got an echo)" : "");
+    printf("  client    %.3f s of CPU, %.2f us per message\n", r->cpu_seconds, r->cpu_us_per_msg);
+}
+
+int bench_main(int argc, char **argv)
+{
+    struct bench_config cfg = parse_bench_args(argc, argv);
+    struct addrinfo *server = resolve_server(&cfg);
+    ensure_descriptors(cfg.conns);
+
+    unsigned char *pattern = make_pattern((size_t)cfg.size);
+    struct bench_run run = {
+        .conns = cfg.conns,
+        .size = (size_t)cfg.size,
+        .open_loop = cfg.rate > 0,
+        .pattern = pattern,
+        .scratch = malloc(SCRATCH_SIZE),
+        .scratch_size = SCRATCH_SIZE,
+        .interval_ns = cfg.rate > 0 ? 1e9 / cfg.rate : 0,
+        .measure_target = cfg.messages > 0 ? (uint64_t)cfg.messages : UINT64_MAX,
+    };
+    struct bench_conn *conns = calloc((size_t)cfg.conns, sizeof *conns);
+    if (!run.scratch || !conns || !histogram_init(&run.latency))
+        die_errno("malloc");
+    run.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (run.epoll_fd < 0)
+        die_errno("epoll_create1");
+    /* A timed sleep may overrun by the thread's timer slack (50 us by
+     * default); the open loop's schedule wants it as tight as it gets. */
+    if (run.open_loop && prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL) < 0)
+        warn_errno("prctl PR_SET_TIMERSLACK");
+
+    sigset_t wait_mask;
+    install_stop_handlers();
+    block_stop_signals(&wait_mask);
+
+    int64_t start = bench_now();
+    run.schedule_start = start;
+    run.measure_from = start + (int64_t)(cfg.warmup * 1e9);
+    run.measure_until = cfg.seconds > 0 ? run.measure_from + (int64_t)(cfg.seconds * 1e9) : INT64_MAX;
+    run.last_progress = start;
+    struct run_clock clock = {
+        .next_release = start,
+        .idle_limit = cfg.messages > 0 ? CLIENT_IDLE_LIMIT_SECONDS * NS_PER_SEC : INT64_MAX / 2,
+    };
+    for (long i = 0; i < cfg.conns; i++)
+        bench_conn_open(&conns[i], &run, (uint32_t)i, server);
+
+    int64_t ended = run_loop(&run, conns, &clock, &wait_mask);
+    if (run.measured < run.measure_target && ended - run.last_progress >= clock.idle_limit)
+        warn("no echo for %d s: giving up after %llu of %ld messages", (int)CLIENT_IDLE_LIMIT_SECONDS,
+             (unsigned long long)run.measured, cfg.messages);
+    struct bench_result result = summarize(&run, conns, &clock, ended);
+    for (long i = 0; i < cfg.conns; i++)
+        bench_conn_close(&conns[i]);
+
+    if (cfg.json)
+        print_json(&cfg, &run, &result);
+    else
+        print_summary(&cfg, &run, &result);
+    if (fflush(stdout) == EOF)
+        die_errno("stdout");
+
+    close(run.epoll_fd);
+    histogram_destroy(&run.latency);
+    free(conns);
+    free(run.scratch);
+    free(pattern);
+    freeaddrinfo(server);
+    return run.errors || run.mismatches ? 1 : 0;
+}

@@ -1,0 +1,289 @@
+/* One connection of the load generator: a small state machine that epoll
+ * drives (connecting -> sending / receiving -> closed).
+ *
+ * Nothing is allocated or copied per message. A message is a window into
+ * one shared pseudo-random pattern, at an offset of its own derived from
+ * the connection and the message number: it is sent straight from the
+ * pattern, and its echo is compared with the same window. An echo that is
+ * stale, reordered, cut short or meant for another connection lands on the
+ * wrong bytes and is caught.
+ *
+ * The epoll registration is level-triggered, as in the servers: EPOLLIN is
+ * always on (an echo may start to arrive while a large message is still
+ * leaving), EPOLLOUT only while a send found the socket full. */
+#include "bench.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Enough lines to see what went wrong, not one per connection of -c 10000. */
+enum { MAX_LOGGED_FAILURES = 5 };
+
+int64_t bench_now(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
+        die_errno("clock_gettime");
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A 64-bit mixing function (the splitmix64 finaliser): neighbouring
+ * inputs give unrelated outputs. */
+static uint64_t mix64(uint64_t x)
+{
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
+    return x ^ (x >> 31);
+}
+
+static const unsigned char *message_bytes(const struct bench_conn *c, uint64_t seq)
+{
+    uint64_t offset = mix64(((uint64_t)c->index << 40) ^ seq) % PATTERN_PERIOD;
+    return c->run->pattern + offset;
+}
+
+static void log_failure(struct bench_conn *c, const char *what, int err)
+{
+    struct bench_run *run = c->run;
+    if (run->failures_logged < MAX_LOGGED_FAILURES)
+        warn("connection %u: %s%s%s", c->index, what, err ? ": " : "", err ? strerror(err) : "");
+    else if (run->failures_logged == MAX_LOGGED_FAILURES)
+        warn("further connection failures not shown");
+    run->failures_logged++;
+}
+
+static void conn_end(struct bench_conn *c)
+{
+    if (close(c->fd) < 0)
+        warn_errno("close connection %u", c->index);
+    c->fd = -1;
+}
+
+/* Refused, reset, closed early: counted in errors. */
+static void conn_fail(struct bench_conn *c, const char *what, int err)
+{
+    log_failure(c, what, err);
+    c->run->errors++;
+    c->run->alive--;
+    c->failed = true;
+    conn_end(c);
+}
+
+/* A wrong echo: counted in mismatches. The stream cannot be trusted after
+ * it, so the connection ends. */
+static void conn_mismatch(struct bench_conn *c, const char *what)
+{
+    log_failure(c, what, 0);
+    c->run->mismatches++;
+    c->run->alive--;
+    c->failed = true;
+    conn_end(c);
+}
+
+void bench_conn_close(struct bench_conn *c)
+{
+    if (c->fd >= 0)
+        conn_end(c);
+}
+
+static bool set_want_write(struct bench_conn *c, bool want_write)
+{
+    if (c->want_write == want_write)
+        return true;
+    struct epoll_event ev = {.events = EPOLLIN | (want_write ? EPOLLOUT : 0), .data.ptr = c};
+    if (epoll_ctl(c->run->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
+        conn_fail(c, "epoll_ctl", errno);
+        return false;
+    }
+    c->want_write = want_write;
+    return true;
+}
+
+/* Closed loop: one message at a time. Open loop: every message whose time
+ * has come, however many are already in flight. */
+static bool has_message_to_send(const struct bench_conn *c)
+{
+    if (c->run->open_loop)
+        return c->next_send < c->released;
+    return c->next_send == c->next_recv;
+}
+
+static void conn_send(struct bench_conn *c)
+{
+    size_t size = c->run->size;
+    while (has_message_to_send(c)) {
+        const unsigned char *msg = message_bytes(c, c->next_send);
+        ssize_t n = send(c->fd, msg + c->send_pos, size - c->send_pos, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) {
+                set_want_write(c, true); /* the rest when the socket drains */
+                return;
+            }
+            conn_fail(c, "send", errno);
+            return;
+        }
+        c->send_pos += (size_t)n;
+        if (c->send_pos == size) {
+            c->next_send++;
+            c->send_pos = 0;
+        }
+    }
+    set_want_write(c, false);
+}
+
+/* Open loop: the latency of a message counts from when the schedule said
+ * it should leave, not from when it did. If the server stalls, the
+ * messages queued behind the stall are each charged the time they waited,
+ * which is what a user of the server would see. A closed loop cannot do
+ * this: while one message is stuck, it sends nothing, so a stall shows up
+ * as one slow sample instead of hundreds ("coordinated omission"). */
+static int64_t intended_send_time(const struct bench_conn *c, uint64_t seq)
+{
+    const struct bench_run *run = c->run;
+    if (!run->open_loop)
+        return c->sent_at;
+    uint64_t global = seq * (uint64_t)run->conns + c->index;
+    return run->schedule_start + (int64_t)((double)global * run->interval_ns);
+}
+
+static void message_echoed(struct bench_conn *c, int64_t now)
+{
+    struct bench_run *run = c->run;
+    int64_t intended = intended_send_time(c, c->next_recv);
+    if (intended >= run->measure_from && now <= run->measure_until && run->measured < run->measure_target) {
+        histogram_record(&run->latency, (uint64_t)(now - intended));
+        run->measured++;
+        run->last_measured_at = now;
+    }
+    run->echoes++;
+    c->echoes++;
+    c->next_recv++;
+    c->recv_pos = 0;
+    if (!run->open_loop)
+        c->sent_at = now; /* the next message leaves right away */
+}
+
+/* Checks a piece of the echo stream against the messages in flight;
+ * returns false (and ends the connection) on a wrong byte. */
+static bool check_echo(struct bench_conn *c, const unsigned char *data, size_t len, int64_t now)
+{
+    size_t size = c->run->size;
+    while (len > 0) {
+        size_t take = size - c->recv_pos;
+        if (take > len)
+            take = len;
+        if (memcmp(data, message_bytes(c, c->next_recv) + c->recv_pos, take) != 0) {
+            conn_mismatch(c, "echo differs from what was sent");
+            return false;
+        }
+        c->recv_pos += take;
+        data += take;
+        len -= take;
+        if (c->recv_pos == size)
+            message_echoed(c, now);
+    }
+    return true;
+}
+
+static size_t bytes_in_flight(const struct bench_conn *c)
+{
+    return (size_t)(c->next_send - c->next_recv) * c->run->size + c->send_pos - c->recv_pos;
+}
+
+static void conn_receive(struct bench_conn *c)
+{
+    struct bench_run *run = c->run;
+    /* Ask for no more than is owed, so a message's end is never mixed with
+     * bytes nobody sent. With nothing owed, any byte is unexpected. */
+    size_t owed = bytes_in_flight(c);
+    size_t want = owed == 0 || owed > run->scratch_size ? run->scratch_size : owed;
+    ssize_t n = recv(c->fd, run->scratch, want, 0);
+    if (n < 0) {
+        if (errno != EINTR && errno != EAGAIN)
+            conn_fail(c, "recv", errno);
+        return;
+    }
+    if (n == 0) {
+        conn_fail(c, "closed by the server", 0);
+        return;
+    }
+    if (owed == 0) {
+        conn_mismatch(c, "bytes arrived that were never sent");
+        return;
+    }
+    int64_t now = bench_now();
+    run->last_progress = now;
+    if (check_echo(c, run->scratch, (size_t)n, now))
+        conn_send(c);
+}
+
+static void conn_connected(struct bench_conn *c)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err != 0) {
+        conn_fail(c, "connect", err);
+        return;
+    }
+    c->connecting = false;
+    c->want_write = true; /* registered with EPOLLOUT to see the connect finish */
+    if (!set_want_write(c, false))
+        return;
+    c->sent_at = bench_now();
+    conn_send(c);
+}
+
+void bench_conn_open(struct bench_conn *c, struct bench_run *run, uint32_t index, const struct addrinfo *ai)
+{
+    *c = (struct bench_conn){.run = run, .fd = -1, .index = index, .connecting = true};
+    run->alive++;
+    /* Non-blocking from the start: a server that never accepts must not
+     * hold the client in connect(). */
+    c->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0)
+        die_errno("socket");
+    int on = 1;
+    if (setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) < 0)
+        die_errno("setsockopt TCP_NODELAY");
+    if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
+        conn_fail(c, "connect", errno);
+        return;
+    }
+    /* Writable means the connect finished, one way or the other. */
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+    if (epoll_ctl(run->epoll_fd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
+        die_errno("epoll_ctl");
+}
+
+void bench_conn_on_event(struct bench_conn *c, uint32_t events)
+{
+    if (c->fd < 0)
+        return; /* ended earlier in this batch of events */
+    if (c->connecting) {
+        conn_connected(c);
+        return;
+    }
+    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+        conn_receive(c);
+    if (c->fd >= 0 && (events & EPOLLOUT))
+        conn_send(c);
+}
+
+void bench_conn_release(struct bench_conn *c)
+{
+    c->released++;
+    if (c->fd >= 0 && !c->connecting && !c->want_write)
+        conn_send(c);
+}

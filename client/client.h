@@ -1,0 +1,29 @@
+/* bin/client: one client for every echo server of the suite.
+ *
+ *   client [HOST:]PORT          line mode (interactive.c)
+ *   client bench [HOST:]PORT    the load generator (bench.c)
+ */
+#ifndef IOMODELS_CLIENT_H
+#define IOMODELS_CLIENT_H
+
+#include "log.h"
+
+#include <stdio.h>
+#include <stdnoreturn.h>
+
+/* bench -n: a run with messages outstanding and no echo byte for this
+ * long is over (the server is not serving); -d runs end on time anyway. */
+enum { CLIENT_IDLE_LIMIT_SECONDS = 5 };
+
+int interactive_main(int argc, char **argv);
+int bench_main(int argc, char **argv);
+
+void client_usage(FILE *out);
+
+/* "client: MESSAGE", a blank line and the usage on stderr, exit status 2. */
+noreturn void client_usage_error(const char *fmt, ...) PRINTF_LIKE(1, 2);
+
+/* Parses the [HOST:]PORT argument or exits 2. */
+void client_parse_address(const char *arg, char *host, size_t host_len, char *port, size_t port_len);
+
+#endif
