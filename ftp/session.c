@@ -1,0 +1,315 @@
+/* The control connection: reading command lines, queueing replies, and the
+ * life of a session from greeting to close. What each command does is in
+ * commands.c; the data connection is in data.c. */
+#include "session.h"
+
+#include "../multiplexing/loop.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+enum { TELNET_IAC = 0xFF };
+
+static void on_control_event(struct loop *loop, int fd, int ready, void *data);
+
+void session_count_bytes(struct session *s, size_t n)
+{
+    atomic_fetch_add_explicit(&s->server->stats->bytes, n, memory_order_relaxed);
+}
+
+static void table_insert(struct ftp_server *server, struct session *s)
+{
+    s->next = server->sessions;
+    if (server->sessions)
+        server->sessions->prev = s;
+    server->sessions = s;
+    server->session_count++;
+}
+
+static void table_remove(struct ftp_server *server, struct session *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        server->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    server->session_count--;
+}
+
+/* The addresses the security checks compare against, and the urgent-data
+ * setting ABOR needs: clients send it as TCP urgent data (the Telnet
+ * "Synch"), which must stay in the byte stream to be read as a line. */
+static bool prepare_control_socket(struct session *s)
+{
+    socklen_t len = sizeof s->peer_addr;
+    if (getpeername(s->control_fd, (struct sockaddr *)&s->peer_addr, &len) < 0)
+        return false;
+    len = sizeof s->local_addr;
+    if (getsockname(s->control_fd, (struct sockaddr *)&s->local_addr, &len) < 0)
+        return false;
+    int on = 1;
+    return setsockopt(s->control_fd, SOL_SOCKET, SO_OOBINLINE, &on, sizeof on) == 0;
+}
+
+void session_open(struct ftp_server *server, int fd, const char *peer)
+{
+    struct session *s = calloc(1, sizeof *s);
+    if (!s) {
+        warn("session for fd %d: out of memory", fd);
+        close(fd);
+        return;
+    }
+    s->server = server;
+    s->control_fd = fd;
+    snprintf(s->peer, sizeof s->peer, "%s", peer);
+    strcpy(s->cwd, "/");
+    s->last_activity_ms = monotonic_ms();
+    data_init(&s->data);
+
+    if (!prepare_control_socket(s)) {
+        warn_errno("session for fd %d", fd);
+        close(fd);
+        free(s);
+        return;
+    }
+    table_insert(server, s);
+    session_reply(s, 220, "iomodels ftpd ready");
+    session_settle(s);
+}
+
+void session_destroy(struct session *s)
+{
+    struct ftp_server *server = s->server;
+    if (data_abort(s))
+        log_event("fd %d: transfer of %s aborted", s->control_fd, s->data.transfer.what);
+    loop_unwatch(server->loop, s->control_fd);
+    log_event("closing fd %d%s%s", s->control_fd, s->close_reason ? ": " : "",
+              s->close_reason ? s->close_reason : "");
+    close(s->control_fd);
+    table_remove(server, s);
+    free(s);
+}
+
+void session_close_later(struct session *s, const char *reason)
+{
+    if (!s->close_reason)
+        s->close_reason = reason;
+}
+
+/* -- replies ---------------------------------------------------------- */
+
+void session_reply_raw(struct session *s, const char *text, size_t len)
+{
+    if (s->out_start > 0 && CONTROL_OUT_SIZE - s->out_end < len) {
+        memmove(s->out, s->out + s->out_start, s->out_end - s->out_start);
+        s->out_end -= s->out_start;
+        s->out_start = 0;
+    }
+    if (CONTROL_OUT_SIZE - s->out_end < len) {
+        /* Cannot happen while commands are read only with REPLY_RESERVE
+         * free; if it does, the client is not reading and goes. */
+        session_close_later(s, "reply buffer full");
+        return;
+    }
+    memcpy(s->out + s->out_end, text, len);
+    s->out_end += len;
+}
+
+void session_reply(struct session *s, int code, const char *fmt, ...)
+{
+    char line[2 * VPATH_MAX + 128];
+    int n = snprintf(line, sizeof line, "%03d ", code);
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof line - (size_t)n - 2, fmt, ap);
+    va_end(ap);
+    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+    if (len > sizeof line - 3)
+        len = sizeof line - 3; /* a reply is cut rather than overflowing */
+    for (size_t i = 0; i < len; i++)
+        if (line[i] == '\r' || line[i] == '\n')
+            line[i] = ' '; /* a name echoed back must not end the reply early */
+    line[len++] = '\r';
+    line[len++] = '\n';
+    session_reply_raw(s, line, len);
+    log_verbose("fd %d: > %.*s", s->control_fd, (int)(len - 2), line);
+}
+
+/* Sends what the socket takes now; the rest waits for writability. */
+static void flush_replies(struct session *s)
+{
+    while (s->out_start < s->out_end) {
+        ssize_t n = send(s->control_fd, s->out + s->out_start, s->out_end - s->out_start, MSG_NOSIGNAL);
+        if (n > 0) {
+            s->out_start += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        session_close_later(s, n < 0 ? strerror(errno) : "send returned 0");
+        s->out_start = s->out_end; /* nothing more can reach this peer */
+    }
+    s->out_start = s->out_end = 0;
+}
+
+/* -- command lines ---------------------------------------------------- */
+
+/* Drops Telnet commands (IAC x) that clients put before ABOR. */
+static void strip_telnet(char *line)
+{
+    unsigned char *r = (unsigned char *)line, *w = r;
+    while (*r) {
+        if (*r == TELNET_IAC && r[1]) {
+            if (r[1] == TELNET_IAC)
+                *w++ = TELNET_IAC; /* an escaped 255 */
+            r += 2;
+            continue;
+        }
+        *w++ = *r++;
+    }
+    *w = '\0';
+}
+
+static void drop_input(struct session *s, size_t n)
+{
+    memmove(s->in, s->in + n, s->in_len - n);
+    s->in_len -= n;
+}
+
+/* Copies the next complete line (without CR LF) into line and returns
+ * true, or returns false if no whole line is there yet. A line too long
+ * is answered with 500 here and skipped up to its end. */
+static bool next_line(struct session *s, char line[COMMAND_LINE_MAX], size_t *taken)
+{
+    for (;;) {
+        char *newline = memchr(s->in, '\n', s->in_len);
+        if (s->discarding) {
+            if (!newline) {
+                s->in_len = 0;
+                return false;
+            }
+            drop_input(s, (size_t)(newline - s->in) + 1);
+            s->discarding = false;
+            continue;
+        }
+        size_t len = newline ? (size_t)(newline - s->in) : s->in_len;
+        if (len >= COMMAND_LINE_MAX) {
+            session_reply(s, 500, "Command line too long");
+            s->discarding = true;
+            continue;
+        }
+        if (!newline)
+            return false;
+        *taken = len + 1;
+        if (len > 0 && s->in[len - 1] == '\r')
+            len--;
+        if (memchr(s->in, '\0', len)) {
+            memcpy(line, "\x01", 2); /* a NUL byte: no command can match */
+            return true;
+        }
+        memcpy(line, s->in, len);
+        line[len] = '\0';
+        strip_telnet(line);
+        return true;
+    }
+}
+
+static bool is_abort(const char *line)
+{
+    return strncasecmp(line, "ABOR", 4) == 0 && (line[4] == '\0' || line[4] == ' ');
+}
+
+/* Executes the complete lines waiting in the input. During a transfer
+ * only ABOR is taken; any other command waits until the transfer ends,
+ * as RFC 959 has the server finish one thing before it starts the next. */
+static void run_pending_commands(struct session *s)
+{
+    char line[COMMAND_LINE_MAX];
+    size_t taken;
+    while (!s->close_reason && CONTROL_OUT_SIZE - (s->out_end - s->out_start) >= REPLY_RESERVE &&
+           next_line(s, line, &taken)) {
+        if (data_transfer_active(s) && !is_abort(line))
+            return;
+        drop_input(s, taken);
+        s->last_activity_ms = monotonic_ms();
+        atomic_fetch_add_explicit(&s->server->stats->messages, 1, memory_order_relaxed);
+        command_execute(s, line);
+    }
+}
+
+/* One read per readiness event (level-triggered: the loop says again). */
+static void read_control(struct session *s)
+{
+    ssize_t n;
+    do
+        n = recv(s->control_fd, s->in + s->in_len, CONTROL_IN_SIZE - s->in_len, 0);
+    while (n < 0 && errno == EINTR);
+    if (n > 0)
+        s->in_len += (size_t)n;
+    else if (n == 0)
+        session_close_later(s, "client closed the connection");
+    else if (errno != EAGAIN && errno != EWOULDBLOCK)
+        session_close_later(s, strerror(errno));
+}
+
+static int wanted_control_interest(const struct session *s)
+{
+    int interest = 0;
+    /* Stop reading while the input is full of commands that must wait
+     * (a transfer is running) or while replies pile up unread. */
+    if (s->in_len < CONTROL_IN_SIZE && CONTROL_OUT_SIZE - (s->out_end - s->out_start) >= REPLY_RESERVE)
+        interest |= LOOP_READABLE;
+    if (s->out_end > s->out_start)
+        interest |= LOOP_WRITABLE;
+    return interest;
+}
+
+void session_settle(struct session *s)
+{
+    run_pending_commands(s);
+    flush_replies(s);
+    /* Closing does not wait for a peer that will not read: whatever of
+     * the last reply the socket did not take is dropped. */
+    if (s->close_reason) {
+        session_destroy(s);
+        return;
+    }
+    int interest = wanted_control_interest(s);
+    if (interest != s->control_interest) {
+        if (loop_watch(s->server->loop, s->control_fd, interest, on_control_event, s) < 0) {
+            session_close_later(s, strerror(errno));
+            session_destroy(s);
+            return;
+        }
+        s->control_interest = interest;
+    }
+}
+
+static void on_control_event(struct loop *loop, int fd, int ready, void *data)
+{
+    (void)loop;
+    (void)fd;
+    struct session *s = data;
+    if (ready & LOOP_READABLE)
+        read_control(s);
+    session_settle(s); /* flushes pending replies when writable, too */
+}
+
+void session_check_idle(struct session *s, long long now_ms)
+{
+    long timeout = s->server->config.idle_timeout_ms;
+    if (now_ms - s->last_activity_ms < timeout)
+        return;
+    session_reply(s, 421, "Idle for %ld seconds: closing the control connection", timeout / 1000);
+    session_close_later(s, "idle timeout");
+    session_settle(s);
+}

@@ -1,0 +1,107 @@
+/* One client's FTP session: its control connection, the state of its
+ * dialogue, and its data channel.
+ *
+ *            USER             PASS (accepted)
+ *   greeted -------> user given -------------> logged in --QUIT--> closed
+ *      ^                 |  PASS refused (530)     |  \
+ *      +-----------------+                         |   RNFR -> rename pending -> RNTO
+ *                                                  |   REST -> offset pending -> RETR/STOR
+ *                                                  +-- transfer running: only ABOR is read,
+ *                                                      later commands wait their turn
+ *
+ * Any state: idle longer than --idle-timeout -> 421, closed; the peer
+ * closes or errs -> closed. An unknown command gets 500, a bad argument
+ * 501, and the session goes on. */
+#ifndef FTP_SESSION_H
+#define FTP_SESSION_H
+
+#include "data.h"
+#include "ftpd.h"
+#include "log.h"
+#include "net.h"
+#include "paths.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+/* RFC 959 leaves the length open; about 512 bytes is the custom. Longer
+ * lines get 500 and are dropped without ever being stored. */
+enum {
+    COMMAND_LINE_MAX = 512,
+    CONTROL_IN_SIZE = 1024,
+    CONTROL_OUT_SIZE = 8192,
+    /* Commands are read only while this much reply room is left, so a
+     * client that sends without reading its replies is paused, not grown. */
+    REPLY_RESERVE = 3 * 1024,
+};
+
+enum session_state {
+    SESSION_GREETED,   /* waiting for USER */
+    SESSION_USER_GIVEN, /* waiting for PASS */
+    SESSION_LOGGED_IN,
+};
+
+struct session {
+    struct ftp_server *server;
+    struct session *prev, *next; /* the server's table */
+
+    int control_fd;
+    int control_interest;        /* what the loop watches it for now */
+    char peer[ADDR_STRLEN];
+    struct sockaddr_storage peer_addr;  /* data connections must come from / go to this address */
+    struct sockaddr_storage local_addr; /* passive listeners bind here */
+
+    enum session_state state;
+    char user[256];
+    int login_failures;
+    char cwd[VPATH_MAX];         /* a virtual path: "/" is --root */
+    char rename_from[VPATH_MAX]; /* "" unless RNFR just succeeded */
+    off_t restart_offset;        /* REST, for the next RETR or STOR */
+    bool epsv_all;               /* EPSV ALL: only EPSV from now on (RFC 2428) */
+    long long last_activity_ms;
+
+    const char *close_reason;    /* non-NULL: close once the replies are flushed */
+
+    size_t in_len;
+    bool discarding;             /* inside a line that was too long */
+    char in[CONTROL_IN_SIZE];
+    size_t out_start, out_end;
+    char out[CONTROL_OUT_SIZE];
+
+    struct data_channel data;
+};
+
+/* Takes a freshly accepted control connection: greets it (220) and
+ * watches it. On failure the descriptor is closed and a line logged. */
+void session_open(struct ftp_server *server, int fd, const char *peer);
+
+/* Closes everything the session holds and frees it. */
+void session_destroy(struct session *s);
+
+/* Queues one reply line "CODE text\r\n". */
+void session_reply(struct session *s, int code, const char *fmt, ...) PRINTF_LIKE(3, 4);
+
+/* Queues preformatted text (a multi-line reply, CRLFs included). */
+void session_reply_raw(struct session *s, const char *text, size_t len);
+
+/* Marks the session to be closed once its replies are flushed. */
+void session_close_later(struct session *s, const char *reason);
+
+/* Called at the end of every event handler that touched the session: runs
+ * the commands waiting in its input, sends replies, updates what the
+ * control socket is watched for, and destroys the session if it is over.
+ * The session must not be used after this returns. */
+void session_settle(struct session *s);
+
+/* Closes the session with 421 if it has been idle too long. */
+void session_check_idle(struct session *s, long long now_ms);
+
+/* Run one command line (commands.c). */
+void command_execute(struct session *s, char *line);
+
+/* The bytes moved on data connections, for the summary. */
+void session_count_bytes(struct session *s, size_t n);
+
+#endif
