@@ -311,7 +311,9 @@ static void print_json(const struct bench_config *cfg, const struct bench_run *r
 
 static void print_summary(const struct bench_config *cfg, const struct bench_run *run, const struct bench_result *r)
 {
-    printf("bench %s:%s: %ld connection%s, %ld-byte messages, ", cfg->host, cfg->port, cfg->conns,
+    char server[sizeof cfg->host + 16];
+    client_format_address(cfg->host, cfg->port, server, sizeof server);
+    printf("bench %s: %ld connection%s, %ld-byte messages, ", server, cfg->conns,
            cfg->conns == 1 ? "" : "s", cfg->size);
     if (run->open_loop)
         printf("open loop at %.1f msgs/s\n", cfg->rate);

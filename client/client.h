@@ -26,4 +26,7 @@ noreturn void client_usage_error(const char *fmt, ...) PRINTF_LIKE(1, 2);
 /* Parses the [HOST:]PORT argument or exits 2. */
 void client_parse_address(const char *arg, char *host, size_t host_len, char *port, size_t port_len);
 
+/* "HOST:PORT", or "[HOST]:PORT" for an IPv6 address, for messages. */
+void client_format_address(const char *host, const char *port, char *out, size_t out_len);
+
 #endif

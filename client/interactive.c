@@ -23,7 +23,6 @@
 #include <poll.h>
 #include <stdbool.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -145,6 +144,8 @@ static bool receive_echo(struct line_session *s)
  * every byte. */
 static int finish(const struct line_session *s)
 {
+    if (s->on_terminal && s->prompt_shown)
+        write_all(STDOUT_FILENO, "\n", 1); /* the message starts on a line of its own */
     if (!s->half_closed) {
         warn("connection closed by %s", s->server);
         return 1;
@@ -219,10 +220,7 @@ int interactive_main(int argc, char **argv)
     if (sock < 0)
         die("%s", err);
     struct line_session s = {.sock = sock, .on_terminal = isatty(STDIN_FILENO)};
-    if (strchr(host, ':'))
-        snprintf(s.server, sizeof s.server, "[%s]:%s", host, port);
-    else
-        snprintf(s.server, sizeof s.server, "%s:%s", host, port);
+    client_format_address(host, port, s.server, sizeof s.server);
 
     int status = run_session(&s);
     if (close(sock) < 0)

@@ -64,6 +64,14 @@ void client_parse_address(const char *arg, char *host, size_t host_len, char *po
         client_usage_error("bad address '%s': expected [HOST:]PORT", arg);
 }
 
+void client_format_address(const char *host, const char *port, char *out, size_t out_len)
+{
+    if (strchr(host, ':'))
+        snprintf(out, out_len, "[%s]:%s", host, port);
+    else
+        snprintf(out, out_len, "%s:%s", host, port);
+}
+
 int main(int argc, char **argv)
 {
     log_init(argv[0], LOG_EVENTS);

@@ -7,13 +7,14 @@ once, close early); these tests depend on no other server of the suite.
 import contextlib
 import json
 import selectors
+import signal
 import socket
 import struct
 import subprocess
 import threading
 import time
 
-from harness import SANITIZER_MARKS, Skip, binary, slow
+from harness import SANITIZER_MARKS, Skip, binary, slow, wait_until
 
 JSON_KEYS = ("conns", "size", "seconds", "msgs", "msgs_per_sec", "p50_us", "p90_us", "p99_us", "p999_us",
              "max_us", "errors", "mismatches", "stalled")
@@ -140,9 +141,13 @@ def run_client(*args, stdin=b"", timeout=20):
     proc = subprocess.run([binary("client")] + [str(a) for a in args], input=stdin, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, timeout=slow(timeout))
     err = proc.stderr.decode(errors="replace")
+    assert_no_sanitizer_report(err)
+    return proc.returncode, proc.stdout, err
+
+
+def assert_no_sanitizer_report(err):
     for mark in SANITIZER_MARKS:
         assert mark not in err, "sanitizer report from client: %s" % err[err.index(mark):][:1500]
-    return proc.returncode, proc.stdout, err
 
 
 def bench(address, *args, timeout=20):
@@ -319,3 +324,21 @@ def test_open_loop_charges_a_stall_that_closed_loop_hides():
     assert closed["max_us"] >= 150_000, closed
     assert closed["p99_us"] < 100_000, "closed loop: %d msgs, p99 %.0f us" % (closed["msgs"], closed["p99_us"])
     assert opened["p99_us"] >= 100_000, "open loop hid the stall: %s" % opened
+
+
+def test_bench_ctrl_c_ends_the_run_with_a_report():
+    with Peer() as peer:
+        proc = subprocess.Popen([binary("client"), "bench", peer.address, "-c", "2", "-s", "64", "-d", "60",
+                                 "--warmup", "0", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            wait_until(lambda: peer.first_byte_at is not None, 10, "the first message")
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=slow(10))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert_no_sanitizer_report(err.decode(errors="replace"))
+    assert proc.returncode == 0, err
+    report = json.loads(out.decode())
+    assert report["seconds"] < 30 and report["errors"] == 0 and report["mismatches"] == 0, report
