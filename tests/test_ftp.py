@@ -1,0 +1,706 @@
+"""bin/ftpd against real clients nobody here wrote (curl, Python's ftplib,
+lftp) and against hostile ones written here (raw sockets): the protocol,
+concurrency on one thread, confinement inside --root, hostile input,
+timeouts, limits and a clean shutdown (issue 5).
+
+Every server runs on port 0 with its own temporary root; every wait is
+bounded by a reply, a log line, a socket or a process, never a sleep.
+"""
+import contextlib
+import ftplib
+import hashlib
+import io
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+
+import harness
+from harness import Server, slow
+
+SUMMARY = re.compile(r"^summary: (\d+) connections?, (\d+) commands?, (\d+) bytes transferred$", re.M)
+
+
+# -- helpers ---------------------------------------------------------------
+
+@contextlib.contextmanager
+def served_tree(*args, files=None):
+    """A temporary root filled with files {relative path: bytes} and an
+    ftpd serving it; yields (server, root)."""
+    with tempfile.TemporaryDirectory(prefix="iomodels-ftp-") as tmp:
+        root = os.path.join(tmp, "root")
+        os.mkdir(root)
+        for rel, data in (files or {}).items():
+            path = os.path.join(root, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(data)
+        with Server("ftpd", "-r", root, *args) as srv:
+            yield srv, root
+            if srv.alive():
+                status, log = srv.stop()
+                assert status == 0, "ftpd exited %s; log: %s" % (status, log[-1500:])
+
+
+def ftp_login(srv, user="anonymous", password="guest@"):
+    ftp = ftplib.FTP(timeout=slow(20))
+    ftp.connect(srv.host, srv.port)
+    ftp.login(user, password)
+    return ftp
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def random_bytes(n, seed):
+    return random.Random(seed).randbytes(n)
+
+
+def curl(*args, timeout=30):
+    """Runs curl; fails the test with its stderr if curl fails."""
+    argv = ["curl", "-sS", "--max-time", str(int(slow(timeout)))] + list(args)
+    result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            timeout=slow(timeout) + 5)
+    if result.returncode != 0:
+        raise AssertionError("%s exited %d: %s" % (" ".join(argv), result.returncode,
+                                                   result.stderr.decode(errors="replace")))
+    return result.stdout
+
+
+def have(program):
+    if shutil.which(program) is None:
+        raise harness.Skip("%s is not installed" % program)
+
+
+class Control:
+    """A control connection spoken by hand, for what real clients never do."""
+
+    def __init__(self, srv, login=True):
+        self.srv = srv
+        self.sock = srv.connect(timeout=10)
+        self.pending = b""
+        code, _ = self.reply()
+        assert code == 220, "greeting %d" % code
+        if login:
+            assert self.command("USER anonymous")[0] == 331
+            assert self.command("PASS x")[0] == 230
+
+    def close(self):
+        self.sock.close()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def line(self, timeout=10):
+        self.sock.settimeout(slow(timeout))
+        while b"\r\n" not in self.pending:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("control connection closed; unread: %r" % self.pending)
+            self.pending += chunk
+        line, self.pending = self.pending.split(b"\r\n", 1)
+        return line.decode("utf-8", errors="replace")
+
+    def reply(self, timeout=10):
+        """(code, text) of the next reply, multi-line replies joined."""
+        first = self.line(timeout)
+        assert re.match(r"^\d{3}[ -]", first), "not a reply: %r" % first
+        text = [first[4:]]
+        if first[3] == "-":
+            while True:
+                line = self.line(timeout)
+                text.append(line)
+                if line.startswith(first[:3] + " "):
+                    break
+        return int(first[:3]), "\n".join(text)
+
+    def command(self, text, timeout=10):
+        self.send(text.encode() + b"\r\n")
+        return self.reply(timeout)
+
+    def passive(self):
+        """EPSV, then the data connection, opened at once as clients do."""
+        code, text = self.command("EPSV")
+        assert code == 229, (code, text)
+        port = int(re.search(r"\(\|\|\|(\d+)\|\)", text).group(1))
+        return harness.connect(port, self.srv.host, timeout=10)
+
+    def expect_closed(self, timeout=10):
+        self.sock.settimeout(slow(timeout))
+        try:
+            while True:
+                if not self.sock.recv(65536):
+                    return
+        except ConnectionResetError:
+            return
+
+
+def pasv_port(text):
+    numbers = [int(n) for n in re.search(r"\((\d+(?:,\d+){5})\)", text).group(1).split(",")]
+    return numbers[4] * 256 + numbers[5]
+
+
+def recv_all(sock, timeout=20):
+    sock.settimeout(slow(timeout))
+    chunks = []
+    while True:
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def leftovers(root):
+    """Temporary upload files anywhere under root."""
+    return [os.path.join(d, f) for d, _, files in os.walk(root) for f in files if f.endswith(".part")]
+
+
+# -- curl -------------------------------------------------------------------
+
+def curl_roundtrip(mode):
+    """Listing, download and upload with curl in one passive mode."""
+    have("curl")
+    content = random_bytes(300_000, seed=1)
+    with served_tree(files={"file.bin": content, "docs/readme.txt": b"read me\n"}) as (srv, root):
+        url = "ftp://%s:%d/" % (srv.host, srv.port)
+        listing = curl(*mode, url).decode()
+        assert re.search(r"^-r.* 300000 .* file\.bin\r?$", listing, re.M), listing
+        assert re.search(r"^d.* docs\r?$", listing, re.M), listing
+
+        assert curl(*mode, url + "file.bin") == content
+        assert curl(*mode, url + "docs/readme.txt") == b"read me\n"
+
+        with tempfile.NamedTemporaryFile() as upload:
+            upload.write(random_bytes(200_000, seed=2))
+            upload.flush()
+            curl(*mode, "-T", upload.name, url + "docs/uploaded.bin")
+            assert read_file(os.path.join(root, "docs", "uploaded.bin")) == read_file(upload.name)
+        assert leftovers(root) == []
+        return srv.stderr()
+
+
+def test_curl_list_download_upload_epsv():
+    log = curl_roundtrip(["--ftp-pasv"])
+    assert "received /docs/uploaded.bin, 200000 bytes" in log, log
+
+
+def test_curl_list_download_upload_pasv():
+    log = curl_roundtrip(["--ftp-pasv", "--disable-epsv"])
+    assert "sent /file.bin, 300000 bytes" in log, log
+
+
+def test_curl_resumes_download_and_upload():
+    """-C -: curl asks SIZE, then REST + RETR for the rest of a download, or
+    APPE for the rest of an upload; only the missing bytes travel."""
+    have("curl")
+    content = random_bytes(500_000, seed=3)
+    with served_tree(files={"big.bin": content, "half.bin": content[:123_456]}) as (srv, root), \
+            tempfile.TemporaryDirectory() as local:
+        url = "ftp://%s:%d/" % (srv.host, srv.port)
+        partial = os.path.join(local, "big.bin")
+        with open(partial, "wb") as f:
+            f.write(content[:200_000])
+        curl("-C", "-", "-o", partial, url + "big.bin")
+        assert read_file(partial) == content
+        srv.wait_for_log("sent /big.bin, 300000 bytes")
+
+        curl("-C", "-", "-T", partial, url + "half.bin")
+        assert read_file(os.path.join(root, "half.bin")) == content
+        srv.wait_for_log("received /half.bin, %d bytes" % (500_000 - 123_456))
+
+
+# -- ftplib -----------------------------------------------------------------
+
+def test_ftplib_login_mlsd_nlst():
+    files = {"a.txt": b"alpha", "b.bin": b"\0" * 1234, "sub/c.txt": b"c"}
+    with served_tree(files=files) as (srv, root):
+        ftp = ftp_login(srv)
+        assert ftp.pwd() == "/"
+        facts = dict(ftp.mlsd())
+        assert facts["a.txt"]["type"] == "file" and facts["a.txt"]["size"] == "5", facts
+        assert facts["b.bin"]["size"] == "1234", facts
+        assert facts["sub"]["type"] == "dir", facts
+        assert re.fullmatch(r"\d{14}", facts["a.txt"]["modify"]), facts
+        assert "." not in facts and ".." not in facts
+        assert sorted(ftp.nlst()) == ["a.txt", "b.bin", "sub"]
+        assert ftp.nlst("sub") == ["c.txt"]
+        assert ftp.size("b.bin") == 1234
+        assert re.fullmatch(r"213 \d{14}", ftp.sendcmd("MDTM a.txt"))
+        ftp.quit()
+
+
+def test_ftplib_large_file_roundtrip_by_sha256():
+    """storbinary then retrbinary of a random file (50 MiB; 10 under the
+    sanitizers), byte-verified by sha256 on disk and on the way back."""
+    size = (10 if harness.SANITIZED else 50) << 20
+    content = random_bytes(size, seed=4)
+    with served_tree() as (srv, root):
+        ftp = ftp_login(srv)
+        ftp.storbinary("STOR big.bin", io.BytesIO(content), blocksize=1 << 20)
+        assert sha256(read_file(os.path.join(root, "big.bin"))) == sha256(content)
+        digest = hashlib.sha256()
+        ftp.retrbinary("RETR big.bin", digest.update, blocksize=1 << 20)
+        assert digest.hexdigest() == sha256(content)
+        ftp.quit()
+        _, log = srv.stop()
+        counted = int(SUMMARY.search(log).group(3))
+        assert counted >= 2 * size, log[-500:]
+
+
+def test_ftplib_mkd_rmd_rename_delete():
+    with served_tree(files={"old.txt": b"payload"}) as (srv, root):
+        ftp = ftp_login(srv)
+        assert ftp.mkd("newdir") == "/newdir"
+        assert os.path.isdir(os.path.join(root, "newdir"))
+        ftp.cwd("newdir")
+        assert ftp.pwd() == "/newdir"
+        ftp.rename("/old.txt", "moved.txt")
+        assert read_file(os.path.join(root, "newdir", "moved.txt")) == b"payload"
+        assert not os.path.exists(os.path.join(root, "old.txt"))
+        with contextlib.suppress(ftplib.error_perm):
+            ftp.rmd("/newdir")
+            raise AssertionError("RMD of a non-empty directory succeeded")
+        ftp.delete("moved.txt")
+        ftp.cwd("..")
+        ftp.rmd("newdir")
+        assert os.listdir(root) == []
+        with contextlib.suppress(ftplib.error_perm):
+            ftp.delete("no-such-file")
+            raise AssertionError("DELE of a missing file succeeded")
+        try:
+            reply = ftp.sendcmd("RNTO x")  # RNTO without RNFR
+        except ftplib.error_perm as exc:
+            reply = str(exc)
+        assert reply.startswith("503"), reply
+        ftp.quit()
+
+
+def test_read_only_refuses_every_write():
+    with served_tree("--read-only", files={"keep.txt": b"keep", "dir/x": b"x"}) as (srv, root):
+        ftp = ftp_login(srv)
+        for command in ["DELE keep.txt", "MKD new", "RMD dir", "RNFR keep.txt"]:
+            try:
+                reply = ftp.sendcmd(command)
+            except ftplib.error_perm as exc:
+                reply = str(exc)
+            assert reply.startswith("550"), (command, reply)
+        for upload in ["STOR new.txt", "APPE keep.txt"]:
+            with contextlib.suppress(ftplib.error_perm):
+                ftp.storbinary(upload, io.BytesIO(b"data"))
+                raise AssertionError("%s succeeded on a read-only server" % upload)
+        assert sorted(os.listdir(root)) == ["dir", "keep.txt"]
+        assert read_file(os.path.join(root, "keep.txt")) == b"keep"
+        chunks = []
+        ftp.retrbinary("RETR keep.txt", chunks.append)  # reading still works
+        assert b"".join(chunks) == b"keep"
+        assert "perm=r;" in ftp.sendcmd("MLST keep.txt")
+        ftp.quit()
+
+
+# -- lftp -------------------------------------------------------------------
+
+def lftp(srv, script, home, timeout=60):
+    settings = ("set cmd:fail-exit yes; set net:max-retries 1; set net:timeout 20; "
+                "set ftp:ssl-allow no; set xfer:clobber yes; ")
+    argv = ["lftp", "-c", settings + "open -u anonymous,guest -p %d %s; %s" % (srv.port, srv.host, script)]
+    env = dict(os.environ, HOME=home)
+    result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            timeout=slow(timeout), env=env)
+    assert result.returncode == 0, "lftp: %s" % result.stdout.decode(errors="replace")[-2000:]
+
+
+def diff_trees(a, b):
+    result = subprocess.run(["diff", "-r", a, b], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert result.returncode == 0, result.stdout.decode(errors="replace")[-2000:]
+
+
+def test_lftp_mirror_down_and_back_up():
+    have("lftp")
+    tree = {}
+    for i in range(3):
+        for j in range(3):
+            tree["level1-%d/level2-%d/level3/file-%d-%d.bin" % (i, j, i, j)] = random_bytes(1000 * (i + j + 1), i * 7 + j)
+        tree["level1-%d/top-%d.txt" % (i, i)] = b"line\n" * (i + 1)
+    tree["root.txt"] = b"at the root\n"
+    tree["empty.bin"] = b""
+    with served_tree(files=tree) as (srv, root), tempfile.TemporaryDirectory() as work:
+        os.makedirs(os.path.join(root, "empty-dir", "nested-empty"))
+        down = os.path.join(work, "down")
+        lftp(srv, "mirror / %s" % down, home=work)
+        diff_trees(root, down)
+
+        lftp(srv, "mkdir /up; mirror -R %s /up" % down, home=work)
+        diff_trees(down, os.path.join(root, "up"))
+        assert leftovers(root) == []
+
+
+# -- concurrency --------------------------------------------------------------
+
+def test_twenty_clients_download_different_files_at_once():
+    count, size = 20, (256 if harness.SANITIZED else 1024) << 10
+    files = {"file-%02d.bin" % i: random_bytes(size, seed=100 + i) for i in range(count)}
+    with served_tree(files=files) as (srv, root):
+        clients = [ftp_login(srv) for _ in range(count)]  # all logged in at once
+        results, errors = [None] * count, []
+        start = threading.Barrier(count, timeout=slow(20))
+
+        def download(i):
+            try:
+                chunks = []
+                start.wait()
+                clients[i].retrbinary("RETR file-%02d.bin" % i, chunks.append, blocksize=65536)
+                results[i] = sha256(b"".join(chunks))
+                clients[i].quit()
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append("client %d: %r" % (i, exc))
+
+        threads = [threading.Thread(target=download, args=(i,), daemon=True) for i in range(count)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(slow(60))
+        assert not errors, errors
+        for i in range(count):
+            assert results[i] == sha256(files["file-%02d.bin" % i]), "client %d got other bytes" % i
+
+
+def test_client_that_never_reads_its_data_stalls_no_one_else():
+    """A RETR whose reader never reads fills the socket buffers; the server
+    must go on serving others, and ABOR must still reach the stalled one."""
+    with served_tree(files={"small.bin": random_bytes(2 << 20, seed=5)}) as (srv, root):
+        big = os.path.join(root, "huge.bin")
+        with open(big, "wb") as f:
+            f.truncate(256 << 20)  # sparse: costs no disk
+        stalled = Control(srv)
+        assert stalled.command("TYPE I")[0] == 200
+        data = stalled.passive()
+        data.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        assert stalled.command("RETR huge.bin")[0] == 150
+
+        for _ in range(3):
+            ftp = ftp_login(srv)
+            chunks = []
+            ftp.retrbinary("RETR small.bin", chunks.append)
+            assert sha256(b"".join(chunks)) == sha256(read_file(os.path.join(root, "small.bin")))
+            assert "small.bin" in ftp.nlst()
+            ftp.quit()
+
+        stalled.send(b"ABOR\r\n")
+        replies = [stalled.reply()[0], stalled.reply()[0]]
+        assert replies == [426, 226], replies
+        srv.wait_for_log("transfer of /huge.bin aborted")
+        data.close()
+        assert stalled.command("NOOP")[0] == 200
+        stalled.close()
+
+
+# -- confinement --------------------------------------------------------------
+
+def test_escapes_from_the_root_are_refused():
+    """.., absolute paths, and symbolic links that lead out (to /etc, to a
+    sibling directory, relative or absolute) all end in 550; nothing
+    outside is read, listed, written or deleted. A link that stays inside
+    works."""
+    with tempfile.TemporaryDirectory(prefix="iomodels-ftp-") as tmp:
+        root, outside = os.path.join(tmp, "root"), os.path.join(tmp, "outside")
+        os.makedirs(os.path.join(root, "inner"))
+        os.mkdir(outside)
+        with open(os.path.join(outside, "secret.txt"), "wb") as f:
+            f.write(b"secret")
+        with open(os.path.join(root, "inner", "ok.txt"), "wb") as f:
+            f.write(b"inside")
+        os.symlink("/etc", os.path.join(root, "etc"))
+        os.symlink("../outside", os.path.join(root, "sibling"))
+        os.symlink(outside, os.path.join(root, "absolute"))
+        os.symlink(os.path.join(outside, "secret.txt"), os.path.join(root, "secret-link"))
+        os.symlink("inner/ok.txt", os.path.join(root, "good-link"))
+
+        with Server("ftpd", "-r", root) as srv:
+            c = Control(srv)
+            for path in ["../..", "..", "/..", "etc", "sibling", "absolute", "inner/../../outside"]:
+                assert c.command("CWD " + path)[0] == 550, path
+            assert c.command("CDUP")[0] == 550
+            assert c.command("PWD")[1].startswith('"/"')
+            for path in ["../../etc/passwd", "/etc/passwd", "etc/passwd", "sibling/secret.txt",
+                         "absolute/secret.txt", "secret-link", "inner/../../outside/secret.txt"]:
+                for probe in ["SIZE", "MDTM", "MLST"]:
+                    assert c.command("%s %s" % (probe, path))[0] == 550, (probe, path)
+                data = c.passive()
+                assert c.command("RETR " + path)[0] == 550, path
+                data.close()
+            for path in ["etc", "sibling", "absolute", "../"]:
+                data = c.passive()
+                assert c.command("LIST " + path)[0] == 550, path
+                data.close()
+            for command in ["DELE sibling/secret.txt", "DELE absolute/secret.txt", "MKD sibling/new",
+                            "RMD ../outside", "RNFR sibling/secret.txt", "RNFR ../outside/secret.txt"]:
+                assert c.command(command)[0] == 550, command
+            data = c.passive()
+            assert c.command("STOR sibling/planted.txt")[0] == 550
+            data.close()
+            data = c.passive()
+            assert c.command("APPE secret-link")[0] == 550
+            data.close()
+            assert sorted(os.listdir(outside)) == ["secret.txt"]
+            assert read_file(os.path.join(outside, "secret.txt")) == b"secret"
+
+            # A link that stays inside the root is followed.
+            data = c.passive()
+            assert c.command("RETR good-link")[0] == 150
+            assert recv_all(data) == b"inside"
+            assert c.reply()[0] == 226
+            c.close()
+            status, _ = srv.stop()
+            assert status == 0
+
+
+def test_port_and_eprt_may_only_name_the_control_peer():
+    """PORT/EPRT to another address (127.0.0.2 while the control connection
+    comes from 127.0.0.1) or to a privileged port is refused: no FTP
+    bounce. To the client's own address, active mode works."""
+    with served_tree(files={"f.txt": b"active mode works"}) as (srv, root):
+        c = Control(srv)
+        for command in ["PORT 127,0,0,2,200,10", "EPRT |1|127.0.0.2|51210|", "PORT 127,0,0,1,0,21",
+                        "PORT 1,2,3", "PORT 127,0,0,1,300,1", "EPRT |1|not-an-ip|5000|", "EPRT garbage"]:
+            assert c.command(command)[0] == 501, command
+        assert c.command("EPRT |9|127.0.0.1|5000|")[0] == 522
+        assert c.command("RETR f.txt")[0] == 425  # nothing was prepared
+
+        for extended in (False, True):
+            listener = socket.socket()
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(1)
+            listener.settimeout(slow(10))
+            port = listener.getsockname()[1]
+            if extended:
+                command = "EPRT |1|127.0.0.1|%d|" % port
+            else:
+                command = "PORT 127,0,0,1,%d,%d" % (port >> 8, port & 255)
+            assert c.command(command)[0] == 200
+            assert c.command("RETR f.txt")[0] == 150
+            conn, _ = listener.accept()
+            assert recv_all(conn) == b"active mode works"
+            assert c.reply()[0] == 226
+            conn.close()
+            listener.close()
+        assert "refused PORT to another host" in srv.stderr()
+        c.close()
+
+
+def test_passive_port_accepts_only_the_control_peer():
+    with served_tree(files={"f.txt": b"only for you"}) as (srv, root):
+        c = Control(srv)
+        code, text = c.command("PASV")
+        assert code == 227, text
+        port = pasv_port(text)
+        intruder = socket.socket()
+        intruder.bind(("127.0.0.2", 0))
+        intruder.settimeout(slow(10))
+        intruder.connect((srv.host, port))
+        srv.wait_for_log("refused data connection from 127.0.0.2")
+        with contextlib.suppress(ConnectionResetError):
+            assert intruder.recv(1) == b""
+        intruder.close()
+
+        data = harness.connect(port, srv.host)
+        assert c.command("RETR f.txt")[0] == 150
+        assert recv_all(data) == b"only for you"
+        assert c.reply()[0] == 226
+        c.close()
+
+
+# -- hostile input --------------------------------------------------------------
+
+def test_overlong_command_line_gets_500_and_the_session_goes_on():
+    with served_tree() as (srv, root):
+        c = Control(srv)
+        c.send(b"NOOP " + b"A" * 100_000 + b"\r\n")
+        code, text = c.reply()
+        assert code == 500 and "too long" in text, (code, text)
+        assert c.command("NOOP")[0] == 200  # exactly one 500, then normal service
+        c.send(b"RETR " + b"B" * 600)  # long and unfinished...
+        c.send(b"\r\nPWD\r\n")  # ...then ended
+        assert c.reply()[0] == 500
+        assert c.reply()[0] == 257
+        c.close()
+
+
+def test_binary_garbage_and_nul_bytes_get_500():
+    with served_tree() as (srv, root):
+        rng = random.Random(6)
+        c = Control(srv)
+        garbage = bytes(rng.randrange(256) for _ in range(20_000))
+        c.send(garbage + b"\r\nNOOP\x00X\r\nNOOP\r\n")
+        count = 0
+        while True:
+            code, text = c.reply()
+            count += 1
+            assert count < 2000, "too many replies"
+            if code == 200:
+                break
+            assert 500 <= code < 600 or code in (331, 530), (code, text)
+        assert c.command("PWD")[0] == 257
+        c.close()
+        assert srv.alive()
+
+
+def test_connection_closed_mid_command_or_mid_upload():
+    """A client that vanishes halfway through a command line, or halfway
+    through an upload, is closed cleanly: no temporary file, no target."""
+    with served_tree() as (srv, root):
+        base = srv.fd_count()
+        c = Control(srv)
+        c.send(b"RETR half-a-comm")
+        c.close()
+
+        c = Control(srv)
+        data = c.passive()
+        assert c.command("STOR target.bin")[0] == 150
+        data.sendall(b"x" * 100_000)
+        harness.wait_until(lambda: leftovers(root), 10, "the temporary upload file")
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        c.close()  # control reset while the data connection is still open
+        srv.wait_until_idle(base)
+        data.close()
+        assert os.listdir(root) == [], os.listdir(root)
+
+        ftp = ftp_login(srv)  # still serving
+        assert ftp.nlst() == []
+        ftp.quit()
+
+
+# -- sessions: login, limits, timeouts ---------------------------------------------
+
+def test_protocol_basics_and_replies():
+    with served_tree(files={'quote"d/x': b"x"}) as (srv, root):
+        c = Control(srv, login=False)
+        assert c.command("PWD")[0] == 530  # not logged in yet
+        assert c.command("PASS x")[0] == 503  # PASS before USER
+        code, feat = c.command("FEAT")
+        assert code == 211 and all(f in feat for f in ["EPSV", "MLST", "REST STREAM", "SIZE", "MDTM", "UTF8"]), feat
+        assert c.command("USER anonymous")[0] == 331
+        assert c.command("PASS a@b")[0] == 230
+        assert c.command("SYST")[0] == 215
+        assert c.command("OPTS UTF8 ON")[0] == 200
+        assert c.command("TYPE I")[0] == 200 and c.command("TYPE A")[0] == 200
+        assert c.command("TYPE X")[0] == 504
+        assert c.command("MODE S")[0] == 200 and c.command("MODE B")[0] == 504
+        assert c.command("STRU F")[0] == 200 and c.command("STRU R")[0] == 504
+        assert c.command("XYZZY")[0] == 500
+        assert c.command("RETR")[0] == 501  # argument missing
+        assert c.command("PWD extra")[0] == 501  # argument where none belongs
+        assert c.command("REST -5")[0] == 501
+        assert c.command("REST 10")[0] == 350
+        assert c.command("ABOR")[0] == 225
+        assert c.command('CWD quote"d')[0] == 250
+        assert c.command("PWD")[1].startswith('"/quote""d" ')
+        assert c.command("CDUP")[0] == 250
+        assert c.command("NOOP")[0] == 200
+        assert c.command("QUIT")[0] == 221
+        c.expect_closed()
+
+
+def test_user_account_is_required_when_configured():
+    with served_tree("--user", "alice:s3cret:x", files={"f": b"f"}) as (srv, root):
+        with contextlib.suppress(ftplib.error_perm):
+            ftp_login(srv)  # anonymous
+            raise AssertionError("anonymous login accepted")
+        with contextlib.suppress(ftplib.error_perm):
+            ftp_login(srv, "alice", "wrong")
+            raise AssertionError("wrong password accepted")
+        ftp = ftp_login(srv, "alice", "s3cret:x")  # the password is all after the first colon
+        assert ftp.nlst() == ["f"]
+        ftp.quit()
+        assert "s3cret" not in srv.stderr()
+
+
+def test_idle_timeout_closes_with_421():
+    with served_tree("--idle-timeout", "1") as (srv, root):
+        c = Control(srv)
+        code, text = c.reply(timeout=10)
+        assert code == 421, (code, text)
+        c.expect_closed()
+        srv.wait_for_log("idle timeout")
+
+
+def test_max_clients_refused_with_421():
+    with served_tree("--max-clients", "2") as (srv, root):
+        first, second = Control(srv), Control(srv)
+        sock = srv.connect()
+        sock.settimeout(slow(10))
+        assert sock.recv(100).startswith(b"421"), "third client was not refused"
+        sock.close()
+        assert first.command("QUIT")[0] == 221
+        first.expect_closed()
+        srv.wait_for_log("closing fd")
+        third = harness.wait_until(lambda: try_control(srv), 10, "a free slot after one client left")
+        assert third.command("NOOP")[0] == 200
+        second.close()
+        third.close()
+
+
+def try_control(srv):
+    try:
+        return Control(srv)
+    except AssertionError:
+        return None
+
+
+def test_sigterm_during_transfers_exits_0_without_half_files():
+    with served_tree() as (srv, root):
+        with open(os.path.join(root, "huge.bin"), "wb") as f:
+            f.truncate(256 << 20)
+        downloader = Control(srv)
+        down = downloader.passive()
+        assert downloader.command("RETR huge.bin")[0] == 150
+
+        uploader = Control(srv)
+        up = uploader.passive()
+        assert uploader.command("STOR incoming.bin")[0] == 150
+        up.sendall(b"u" * 300_000)
+        harness.wait_until(lambda: leftovers(root) and os.path.getsize(leftovers(root)[0]) > 0, 10,
+                           "upload bytes on disk")
+        status, log = srv.stop()
+        assert status == 0, log[-1000:]
+        assert SUMMARY.search(log), log[-1000:]
+        assert sorted(os.listdir(root)) == ["huge.bin"], os.listdir(root)
+        for sock in (down, up, downloader.sock, uploader.sock):
+            sock.close()
+
+
+def test_every_api_serves_and_leaks_no_descriptor():
+    files = {"f-%d.bin" % i: random_bytes(100_000, seed=i) for i in range(3)}
+    for api in ("select", "poll", "epoll"):
+        with served_tree("--api", api, files=files) as (srv, root):
+            base = srv.fd_count()
+            for i in range(3):
+                ftp = ftp_login(srv)
+                chunks = []
+                ftp.retrbinary("RETR f-%d.bin" % i, chunks.append)
+                assert b"".join(chunks) == files["f-%d.bin" % i], api
+                ftp.storbinary("STOR up-%d.bin" % i, io.BytesIO(files["f-%d.bin" % i]))
+                assert len(ftp.nlst()) == 3 + i + 1
+                ftp.quit()
+            srv.wait_until_idle(base)
+            assert srv.wait_for_log("with %s" % api)
+
+
+def test_usage_errors_exit_2():
+    for args in (["--user", "no-colon"], ["--api", "kqueue"], ["--idle-timeout", "0"], ["--bogus"]):
+        result = subprocess.run([harness.binary("ftpd")] + args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, timeout=slow(10), text=True)
+        assert result.returncode == 2, (args, result.returncode)
+        assert "usage:" in result.stderr, result.stderr
+    result = subprocess.run([harness.binary("ftpd"), "-p", "0", "-r", "/no/such/dir"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=slow(10), text=True)
+    assert result.returncode == 1 and "/no/such/dir" in result.stderr, result.stderr
