@@ -1,0 +1,51 @@
+/* The async server's two engines, one file each; server.c picks one.
+ *
+ *   uring.c      io_uring: the kernel itself accepts, receives and sends,
+ *                and reports each as a completion.
+ *   posix_aio.c  POSIX AIO: aio_read / aio_write, each completion announced
+ *                by a real-time signal that the loop takes with sigwaitinfo.
+ *
+ * In both, the loop never calls read or write: it asks for the transfer and
+ * is told, afterwards, that it is done. */
+#ifndef IOMODELS_ENGINES_H
+#define IOMODELS_ENGINES_H
+
+#include "stats.h"
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct engine_setup {
+    int listen_fd;
+    long max_clients;
+    long fd_limit; /* descriptors the process may open: sizes the tables indexed by fd */
+    struct server_stats *stats;
+};
+
+struct uring_options {
+    bool sqpoll;  /* a kernel thread polls the submission queue */
+    bool oneshot; /* no multishot and no buffer ring, as kernels before 5.19 must */
+};
+
+struct uring_server;
+
+/* Sets up the ring. NULL with errno set (from io_uring_setup: ENOSYS,
+ * EPERM...) when io_uring cannot be used here; nothing is logged. */
+struct uring_server *uring_server_create(const struct engine_setup *setup, const struct uring_options *options);
+
+/* One line for the log: which features this kernel gave us. */
+void uring_server_describe(const struct uring_server *srv, char *out, size_t len);
+
+/* Serves until a stop signal. wait_mask: the signal mask while waiting for
+ * completions (block_stop_signals), so SIGINT or SIGTERM ends the wait. */
+void uring_server_run(struct uring_server *srv, const sigset_t *wait_mask);
+
+/* Closes every connection (logging each) and frees everything. */
+void uring_server_destroy(struct uring_server *srv);
+
+/* Serves until a stop signal, then closes and frees everything. The caller
+ * has blocked the stop signals (block_stop_signals). */
+void posix_aio_server_run(const struct engine_setup *setup);
+
+#endif

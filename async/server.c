@@ -1,0 +1,181 @@
+/* bin/server-async: the async model. The process never blocks for the
+ * data, neither while the kernel waits for it nor while it is copied: it
+ * asks for a transfer, and is told afterwards that it is done.
+ *
+ *   --engine uring      io_uring (uring.c on ring.c): the kernel accepts,
+ *                       receives and sends; strace shows no read at all.
+ *   --engine posix-aio  POSIX AIO (posix_aio.c): the interface the textbooks
+ *                       name, which glibc runs on threads that block in read.
+ *   --engine auto       io_uring where the kernel allows it, otherwise
+ *                       posix-aio, saying why in one log line.
+ *
+ * This file only picks the engine; read uring.c or posix_aio.c next. */
+#include "engines.h"
+
+#include "log.h"
+#include "net.h"
+#include "options.h"
+#include "signals.h"
+#include "stats.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { DEFAULT_PORT = 8000 };
+
+/* Descriptors besides the clients': stdio, the listener, the ring, and one
+ * for a connection accepted only to be refused. */
+enum { SPARE_FDS = 16 };
+
+enum engine { ENGINE_AUTO, ENGINE_URING, ENGINE_POSIX_AIO };
+static const char *const engine_names[] = {"auto", "uring", "posix-aio", NULL};
+
+static const char SUMMARY[] = "An echo server in the async model: the kernel does the IO and reports each "
+                              "completion (io_uring, or POSIX AIO with a real-time signal).";
+
+struct choices {
+    int engine;
+    bool sqpoll;
+    bool oneshot;
+};
+
+static void describe_options(struct model_option table[3], struct choices *c)
+{
+    table[0] = (struct model_option){
+        .name = "engine", .kind = OPTION_CHOICE, .choices = engine_names, .value = &c->engine,
+        .help = "who does the IO: io_uring, or POSIX AIO (glibc's threads); auto prefers io_uring"};
+    table[1] = (struct model_option){
+        .name = "sqpoll", .kind = OPTION_FLAG, .value = &c->sqpoll,
+        .help = "io_uring: a kernel thread polls the submission queue, so a busy server makes almost no system calls"};
+    table[2] = (struct model_option){
+        .name = "oneshot", .kind = OPTION_FLAG, .value = &c->oneshot,
+        .help = "io_uring: one request per accept and per recv, no buffer ring (what kernels before 5.19 allow)"};
+}
+
+static void parse_options(int argc, char **argv, struct server_options *common, struct choices *c)
+{
+    struct model_option model[3];
+    *common = server_options_defaults(DEFAULT_PORT);
+    *c = (struct choices){.engine = ENGINE_AUTO};
+    describe_options(model, c);
+    parse_server_options(argc, argv, SUMMARY, common, model, 3);
+
+    if (c->engine == ENGINE_POSIX_AIO && (c->sqpoll || c->oneshot)) {
+        struct server_options defaults = server_options_defaults(DEFAULT_PORT);
+        struct choices default_choices = {.engine = ENGINE_AUTO};
+        describe_options(model, &default_choices);
+        server_usage_error(SUMMARY, &defaults, model, 3, "--%s applies to the uring engine only",
+                           c->sqpoll ? "sqpoll" : "oneshot");
+    }
+}
+
+/* 0 allows everyone, 1 only members of kernel.io_uring_group, 2 no one. */
+static long io_uring_disabled_setting(void)
+{
+    FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "r");
+    if (!f)
+        return 0; /* kernels before 6.6 have no such switch */
+    long value = 0;
+    if (fscanf(f, "%ld", &value) != 1)
+        value = 0;
+    fclose(f);
+    return value;
+}
+
+/* Why io_uring_setup failed, in words a user can act on. */
+static void explain_unavailable(int err, char *why, size_t len)
+{
+    long disabled = err == EPERM ? io_uring_disabled_setting() : 0;
+    if (disabled > 0)
+        snprintf(why, len, "kernel.io_uring_disabled is %ld", disabled);
+    else if (err == EPERM)
+        snprintf(why, len, "io_uring_setup: %s (a seccomp profile or security policy forbids it)", strerror(err));
+    else if (err == ENOSYS)
+        snprintf(why, len, "io_uring_setup: %s (this kernel has no io_uring)", strerror(err));
+    else
+        snprintf(why, len, "io_uring_setup: %s", strerror(err));
+}
+
+/* --sqpoll can be refused where io_uring itself is allowed (before 5.11 it
+ * needed CAP_SYS_ADMIN and registered files): that is the user's explicit
+ * request failing, so it is an error, not a fallback. */
+static noreturn void sqpoll_refused(int err)
+{
+    die("--sqpoll is not permitted here: %s%s", strerror(err),
+        err == EPERM || err == EOPNOTSUPP ? " (it needs Linux 5.11, or CAP_SYS_ADMIN before that)" : "");
+}
+
+/* NULL if io_uring is unusable here, with the reason in why. */
+static struct uring_server *try_uring(const struct engine_setup *setup, const struct uring_options *options,
+                                      char *why, size_t why_len)
+{
+    struct uring_server *srv = uring_server_create(setup, options);
+    if (srv)
+        return srv;
+    int err = errno;
+    if (options->sqpoll) {
+        struct uring_options plain = *options;
+        plain.sqpoll = false;
+        struct uring_server *probe = uring_server_create(setup, &plain);
+        if (probe) {
+            uring_server_destroy(probe);
+            sqpoll_refused(err);
+        }
+        err = errno;
+    }
+    explain_unavailable(err, why, why_len);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    struct server_options common;
+    struct choices c;
+    parse_options(argc, argv, &common, &c);
+    install_stop_handlers();
+    /* From here on the stop signals reach this thread only inside the
+     * engine's wait, and every thread created later inherits the block. */
+    sigset_t wait_mask;
+    block_stop_signals(&wait_mask);
+
+    long fd_limit = raise_fd_limit(common.max_clients + SPARE_FDS);
+    if (fd_limit < 0)
+        die_errno("RLIMIT_NOFILE");
+    struct engine_setup setup = {
+        .listen_fd = listen_on(common.host, common.port, false),
+        .max_clients = common.max_clients,
+        .fd_limit = fd_limit,
+        .stats = stats_create(),
+    };
+
+    struct uring_server *uring = NULL;
+    if (c.engine != ENGINE_POSIX_AIO) {
+        struct uring_options options = {.sqpoll = c.sqpoll, .oneshot = c.oneshot};
+        char why[256];
+        uring = try_uring(&setup, &options, why, sizeof why);
+        if (!uring && c.engine == ENGINE_URING)
+            die("io_uring is unavailable: %s", why);
+        if (!uring)
+            log_event("io_uring unavailable (%s): async with posix-aio instead", why);
+    }
+    if (uring) {
+        char features[256];
+        uring_server_describe(uring, features, sizeof features);
+        log_event("async with io_uring: %s", features);
+        announce_listening(setup.listen_fd);
+        uring_server_run(uring, &wait_mask);
+        uring_server_destroy(uring);
+    } else {
+        log_event("async with posix-aio: aio_read and aio_write, completions by real-time signal");
+        announce_listening(setup.listen_fd);
+        posix_aio_server_run(&setup);
+    }
+
+    if (close(setup.listen_fd) < 0)
+        warn_errno("close the listening socket");
+    stats_print_summary(setup.stats);
+    return 0;
+}
