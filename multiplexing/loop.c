@@ -6,6 +6,7 @@
 #include "loop.h"
 
 #include "backend.h"
+#include "log.h"
 #include "signals.h"
 
 #include <errno.h>
@@ -136,10 +137,10 @@ void loop_unwatch(struct loop *loop, int fd)
     if (!loop_can_watch(loop, fd) || !loop->watches[fd].handler)
         return;
     struct watch *w = &loop->watches[fd];
-    /* Failing here would mean the table and the kernel disagree; the
-     * caller closes fd next, which drops any registration anyway. */
-    if (w->interest != 0)
-        (void)loop->backend->set_interest(loop->state, fd, w->interest, 0);
+    /* Failing means fd was closed before it was unwatched: a bug worth a
+     * line, though the close already dropped the registration. */
+    if (w->interest != 0 && loop->backend->set_interest(loop->state, fd, w->interest, 0) < 0)
+        warn_errno("stop watching fd %d", fd);
     *w = (struct watch){0};
 }
 

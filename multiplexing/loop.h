@@ -62,6 +62,8 @@ void loop_set_tick(struct loop *loop, int interval_ms, loop_tick_handler *handle
  * (pselect / ppoll / epoll_pwait), so none is lost. Returns 0, or -1 with
  * errno set if the wait itself failed. */
 int loop_run(struct loop *loop);
+/* The handlers left in the current batch still run; loop_run returns
+ * before the next wait. */
 void loop_stop(struct loop *loop);
 
 #endif
