@@ -201,7 +201,6 @@ static void release_due_messages(struct bench_run *run, struct bench_conn *conns
             bench_conn_release(c);
         clock->next_global++;
         clock->next_release = run->schedule_start + (int64_t)((double)clock->next_global * run->interval_ns);
-        run->last_progress = now; /* a message now owed restarts the idle clock */
     }
 }
 
@@ -365,16 +364,19 @@ int bench_main(int argc, char **argv)
     run.measure_from = start + (int64_t)(cfg.warmup * 1e9);
     run.measure_until = cfg.seconds > 0 ? run.measure_from + (int64_t)(cfg.seconds * 1e9) : INT64_MAX;
     run.last_progress = start;
+    /* After the last echo, the open loop owes the next message at most one
+     * interval later: only silence beyond that is the server's. */
     struct run_clock clock = {
         .next_release = start,
-        .idle_limit = cfg.messages > 0 ? CLIENT_IDLE_LIMIT_SECONDS * NS_PER_SEC : INT64_MAX / 2,
+        .idle_limit = cfg.messages > 0 ? CLIENT_IDLE_LIMIT_SECONDS * NS_PER_SEC + (int64_t)run.interval_ns
+                                       : INT64_MAX / 2,
     };
     for (long i = 0; i < cfg.conns; i++)
         bench_conn_open(&conns[i], &run, (uint32_t)i, server);
 
     int64_t ended = run_loop(&run, conns, &clock, &wait_mask);
     if (run.measured < run.measure_target && ended - run.last_progress >= clock.idle_limit)
-        warn("no echo for %d s: giving up after %llu of %ld messages", (int)CLIENT_IDLE_LIMIT_SECONDS,
+        warn("no echo for %d s: giving up after %llu of %ld messages", (int)(clock.idle_limit / NS_PER_SEC),
              (unsigned long long)run.measured, cfg.messages);
     struct bench_result result = summarize(&run, conns, &clock, ended);
     for (long i = 0; i < cfg.conns; i++)

@@ -39,7 +39,7 @@ struct bench_run {
     int64_t last_measured_at;
 
     uint64_t echoes;       /* all completed echoes, warm-up included */
-    int64_t last_progress; /* last echo byte, or last message released */
+    int64_t last_progress; /* last echo byte, or the start */
     unsigned long errors, mismatches;
     long alive;            /* connections that have not failed */
     unsigned failures_logged;

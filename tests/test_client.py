@@ -301,6 +301,17 @@ def test_bench_stalled_servers_end_on_time():
         assert wall < slow(5), "%s: a 0.5 s run took %.1fs" % (mode, wall)
 
 
+def test_bench_n_gives_up_on_a_silent_server():
+    # With -n there is no end time: the run ends after 5 s without an echo.
+    # The open loop keeps releasing messages meanwhile; that is not progress.
+    with Peer("silent") as peer:
+        status, r, err, wall = bench(peer.address, "-c", 2, "-s", 64, "-n", 10, "--warmup", 0, "--rate", 100)
+    assert status == 0, err
+    assert (r["stalled"], r["msgs"], r["errors"]) == (2, 0, 0), r
+    assert "giving up" in err
+    assert wall < slow(10), "gave up only after %.1fs" % wall
+
+
 def test_bench_open_loop_keeps_the_rate():
     with Peer() as peer:
         status, r, err, _ = bench(peer.address, "-c", 2, "-s", 64, "-d", 1, "--warmup", 0.2, "--rate", 400)
