@@ -38,9 +38,10 @@ static const struct ftp_config *config(const struct session *s)
 /* Joins arg to the working directory, or replies 550 and returns false. */
 static bool resolve(struct session *s, const char *arg, char vpath[VPATH_MAX])
 {
-    if (path_join(s->cwd, arg, vpath))
+    int err = path_join(s->cwd, arg, vpath);
+    if (err == 0)
         return true;
-    session_reply(s, 550, "%s: Path leads outside the root", arg);
+    session_reply(s, 550, "%s: %s", arg, path_error_text(err));
     return false;
 }
 

@@ -8,9 +8,9 @@
 #include <unistd.h>
 
 /* Appends the components of text to out (length *len, "" meaning the
- * root), folding "." and "..". False on a climb above the root or an
- * overflow. */
-static bool fold_components(char *out, size_t *len, const char *text)
+ * root), folding "." and "..". Returns 0, EXDEV on a climb above the
+ * root, or ENAMETOOLONG. */
+static int fold_components(char *out, size_t *len, const char *text)
 {
     while (*text) {
         while (*text == '/')
@@ -21,32 +21,33 @@ static bool fold_components(char *out, size_t *len, const char *text)
             break;
         if (n == 2 && text[0] == '.' && text[1] == '.') {
             if (*len == 0)
-                return false;
+                return EXDEV;
             while (out[--*len] != '/') /* every component starts with '/' */
                 ;
         } else if (!(n == 1 && text[0] == '.')) {
             if (*len + 1 + n >= VPATH_MAX)
-                return false;
+                return ENAMETOOLONG;
             out[(*len)++] = '/';
             memcpy(out + *len, text, n);
             *len += n;
         }
         text = end;
     }
-    return true;
+    return 0;
 }
 
-bool path_join(const char *cwd, const char *arg, char out[VPATH_MAX])
+int path_join(const char *cwd, const char *arg, char out[VPATH_MAX])
 {
     size_t len = 0;
-    if (arg[0] != '/' && !fold_components(out, &len, cwd))
-        return false;
-    if (!fold_components(out, &len, arg))
-        return false;
+    int err = arg[0] == '/' ? 0 : fold_components(out, &len, cwd);
+    if (err == 0)
+        err = fold_components(out, &len, arg);
+    if (err != 0)
+        return err;
     if (len == 0)
         out[len++] = '/';
     out[len] = '\0';
-    return true;
+    return 0;
 }
 
 int path_open(int root_fd, const char *vpath, int flags, mode_t mode)

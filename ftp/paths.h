@@ -26,8 +26,8 @@
 enum { VPATH_MAX = 1024 };
 
 /* Joins arg (absolute "/a/b" or relative to cwd) and normalises it into
- * out. Returns false if it would climb above the root or is too long. */
-bool path_join(const char *cwd, const char *arg, char out[VPATH_MAX]);
+ * out. Returns 0, EXDEV if it would climb above the root, or ENAMETOOLONG. */
+int path_join(const char *cwd, const char *arg, char out[VPATH_MAX]);
 
 /* Opens a virtual path beneath root_fd (openat2 RESOLVE_BENEATH). flags as
  * for open(2); O_CLOEXEC is added. Returns the descriptor or -1 with errno

@@ -228,22 +228,26 @@ static bool is_abort(const char *line)
     return strncasecmp(line, "ABOR", 4) == 0 && (line[4] == '\0' || line[4] == ' ');
 }
 
-/* Executes the complete lines waiting in the input. During a transfer
- * only ABOR is taken; any other command waits until the transfer ends,
- * as RFC 959 has the server finish one thing before it starts the next. */
-static void run_pending_commands(struct session *s)
+/* Executes the complete lines waiting in the input, while there is room
+ * for their replies, and returns how many ran. During a transfer only
+ * ABOR is taken; any other command waits until the transfer ends, as
+ * RFC 959 has the server finish one thing before it starts the next. */
+static int run_pending_commands(struct session *s)
 {
     char line[COMMAND_LINE_MAX];
     size_t taken;
+    int ran = 0;
     while (!s->close_reason && CONTROL_OUT_SIZE - (s->out_end - s->out_start) >= REPLY_RESERVE &&
            next_line(s, line, &taken)) {
         if (data_transfer_active(s) && !is_abort(line))
-            return;
+            break;
         drop_input(s, taken);
         s->last_activity_ms = monotonic_ms();
         atomic_fetch_add_explicit(&s->server->stats->messages, 1, memory_order_relaxed);
         command_execute(s, line);
+        ran++;
     }
+    return ran;
 }
 
 /* One read per readiness event (level-triggered: the loop says again). */
@@ -275,8 +279,16 @@ static int wanted_control_interest(const struct session *s)
 
 void session_settle(struct session *s)
 {
-    run_pending_commands(s);
+    /* Replies first: what the socket takes makes room for the commands
+     * still waiting in the input. Those may already be all the client
+     * sent, so no readable event would come to run them: keep going while
+     * commands run and their replies leave at once. */
     flush_replies(s);
+    while (run_pending_commands(s) > 0) {
+        flush_replies(s);
+        if (s->close_reason || s->out_end > s->out_start)
+            break; /* the rest waits for writability */
+    }
     /* Closing does not wait for a peer that will not read: whatever of
      * the last reply the socket did not take is dropped. */
     if (s->close_reason) {

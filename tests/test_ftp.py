@@ -704,3 +704,23 @@ def test_usage_errors_exit_2():
     result = subprocess.run([harness.binary("ftpd"), "-p", "0", "-r", "/no/such/dir"], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=slow(10), text=True)
     assert result.returncode == 1 and "/no/such/dir" in result.stderr, result.stderr
+
+
+def test_pipelined_commands_with_unread_replies_all_get_answers():
+    """A client that sends thousands of commands before reading any reply
+    is paused (its replies are bounded, not grown), then served to the last
+    command. Each PWD here answers with 800 bytes for 5 sent, so the
+    replies outrun every buffer."""
+    count = 4000
+    deep = "/".join(["d" * 200] * 4)
+    with served_tree() as (srv, root):
+        os.makedirs(os.path.join(root, deep))
+        c = Control(srv)
+        for _ in range(4):
+            assert c.command("CWD " + "d" * 200)[0] == 250
+        c.send(b"PWD\r\n" * count + b"NOOP\r\n")  # all of it, before reading any reply
+        for i in range(count):
+            code, text = c.reply()
+            assert code == 257 and deep in text, "reply %d: %d" % (i, code)
+        assert c.reply()[0] == 200
+        c.close()
