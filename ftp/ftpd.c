@@ -29,7 +29,10 @@
 enum {
     DEFAULT_PORT = 2121,
     DEFAULT_IDLE_TIMEOUT_S = 300,
-    TICK_MS = 250,
+    /* The tick looks for idle sessions about four times per timeout, and
+     * at least once a second (it also resumes a paused listener). */
+    TICK_MIN_MS = 100,
+    TICK_MAX_MS = 1000,
     /* A session holds its control connection, a passive listener or a data
      * connection, and a file or directory. */
     DESCRIPTORS_PER_SESSION = 4,
@@ -193,7 +196,9 @@ static void start(struct ftp_server *server, const struct ftpd_options *o)
     server->listen_fd = listen_on(o->common.host, o->common.port, true);
     if (loop_watch(server->loop, server->listen_fd, LOOP_READABLE, on_listener_readable, server) < 0)
         die_errno("watch the listening socket");
-    loop_set_tick(server->loop, TICK_MS, on_tick, server);
+    long tick_ms = server->config.idle_timeout_ms / 4;
+    tick_ms = tick_ms < TICK_MIN_MS ? TICK_MIN_MS : tick_ms > TICK_MAX_MS ? TICK_MAX_MS : tick_ms;
+    loop_set_tick(server->loop, (int)tick_ms, on_tick, server);
 }
 
 /* Every session is told and closed; an upload in progress loses its

@@ -724,3 +724,80 @@ def test_pipelined_commands_with_unread_replies_all_get_answers():
             assert code == 257 and deep in text, "reply %d: %d" % (i, code)
         assert c.reply()[0] == 200
         c.close()
+
+
+def test_abor_and_rest_stor_uploads():
+    """ABOR during an upload removes the partial file; REST + STOR resumes
+    an upload in place (ftplib's rest=); a LIST of one file is one line."""
+    with served_tree(files={"resume.bin": b"0123456789"}) as (srv, root):
+        c = Control(srv)
+        data = c.passive()
+        assert c.command("STOR aborted.bin")[0] == 150
+        data.sendall(b"a" * 50_000)
+        harness.wait_until(lambda: leftovers(root), 10, "the temporary upload file")
+        c.send(b"\xff\xf4\xff\xf2ABOR\r\n")  # Telnet IP + Synch first, as lftp sends it
+        assert [c.reply()[0], c.reply()[0]] == [426, 226]
+        data.close()
+        assert sorted(os.listdir(root)) == ["resume.bin"], os.listdir(root)
+        c.close()
+
+        ftp = ftp_login(srv)
+        ftp.storbinary("STOR resume.bin", io.BytesIO(b"ABCDEF"), rest=4)
+        assert read_file(os.path.join(root, "resume.bin")) == b"0123ABCDEF"
+        lines = []
+        ftp.dir("resume.bin", lines.append)
+        assert len(lines) == 1 and lines[0].startswith("-") and lines[0].endswith(" resume.bin"), lines
+        ftp.quit()
+
+
+def test_ipv6_control_uses_epsv():
+    try:
+        probe = socket.socket(socket.AF_INET6)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError as exc:
+        raise harness.Skip("no IPv6 loopback: %s" % exc)
+    with served_tree("-H", "::1", files={"six.txt": b"over IPv6"}) as (srv, root):
+        assert srv.host == "::1"
+        ftp = ftp_login(srv)  # ftplib speaks EPSV over IPv6
+        chunks = []
+        ftp.retrbinary("RETR six.txt", chunks.append)
+        assert b"".join(chunks) == b"over IPv6"
+        for command, code in (("EPSV 1", "522"), ("PASV", "425")):  # both name IPv4
+            try:
+                reply = ftp.sendcmd(command)
+            except ftplib.Error as exc:
+                reply = str(exc)
+            assert reply.startswith(code), (command, reply)
+        ftp.quit()
+
+
+def test_out_of_descriptors_pauses_then_recovers():
+    """With a tiny RLIMIT_NOFILE, accept fails with EMFILE: the server
+    neither dies nor spins, and serves again once descriptors free up."""
+    with tempfile.TemporaryDirectory(prefix="iomodels-ftp-") as root:
+        with open(os.path.join(root, "f.txt"), "wb") as f:
+            f.write(b"still here")
+        with Server("ftpd", "-r", root, nofile=16) as srv:
+            held = []
+            for _ in range(20):  # more than the limit allows
+                sock = srv.connect()
+                held.append(sock)
+            srv.wait_for_log("accept: Too many open files")
+            assert srv.alive()
+            for sock in held:
+                sock.close()
+            ftp = harness.wait_until(lambda: try_login(srv), 10, "service after descriptors came back")
+            chunks = []
+            ftp.retrbinary("RETR f.txt", chunks.append)
+            assert b"".join(chunks) == b"still here"
+            ftp.quit()
+            status, _ = srv.stop()
+            assert status == 0
+
+
+def try_login(srv):
+    try:
+        return ftp_login(srv)
+    except (OSError, EOFError, ftplib.Error):
+        return None
