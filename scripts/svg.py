@@ -1,0 +1,239 @@
+"""A tiny SVG writer: just enough for the pictures trace.sh and compare.sh draw.
+
+    picture = Svg(800, 300)
+    picture.rect(10, 10, 100, 20, fill="#4e79a7", tip="epoll_wait 1.2 s")
+    picture.text(10, 50, "hello")
+    picture.save("out.svg")
+
+On top of the primitives, two charts: timeline() (one lane per process or
+thread, spans of time on each, events marked across all lanes) and
+grouped_bars() (one row per item, one bar per series). Plain SVG 1.1, no
+script, no stylesheet: any browser or image viewer shows it.
+"""
+import math
+from xml.sax.saxutils import escape, quoteattr
+
+FONT = "font-family='DejaVu Sans, Helvetica, Arial, sans-serif'"
+CHAR_WIDTH = 6.2  # average width of a character at font-size 11, to fit labels
+
+# Colour-blind friendly series colours (Tableau 10 order).
+PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f"]
+
+
+def _fmt(number):
+    """Coordinates with two decimals at most: smaller files, same picture."""
+    return ("%.2f" % number).rstrip("0").rstrip(".")
+
+
+class Svg:
+    def __init__(self, width, height):
+        self.width = width
+        self.height = height
+        self.parts = []
+
+    def _element(self, tag, attrs, content=None, tip=None):
+        text = "".join(" %s=%s" % (k.replace("_", "-"), quoteattr(_fmt(v) if isinstance(v, float) else str(v)))
+                       for k, v in attrs.items() if v is not None)
+        inner = ""
+        if tip:
+            inner += "<title>%s</title>" % escape(tip)  # shown as a tooltip on hover
+        if content is not None:
+            inner += escape(content)
+        self.parts.append("<%s%s>%s</%s>" % (tag, text, inner, tag) if inner else "<%s%s/>" % (tag, text))
+
+    def rect(self, x, y, width, height, fill, tip=None, **attrs):
+        self._element("rect", dict(x=float(x), y=float(y), width=float(max(width, 0.5)), height=float(height),
+                                   fill=fill, **attrs), tip=tip)
+
+    def line(self, x1, y1, x2, y2, stroke="#333", **attrs):
+        self._element("line", dict(x1=float(x1), y1=float(y1), x2=float(x2), y2=float(y2), stroke=stroke, **attrs))
+
+    def text(self, x, y, content, size=11, anchor="start", **attrs):
+        self.parts.append("<text x='%s' y='%s' font-size='%s' text-anchor='%s' %s%s>%s</text>" % (
+            _fmt(x), _fmt(y), size, anchor, FONT,
+            "".join(" %s=%s" % (k.replace("_", "-"), quoteattr(str(v))) for k, v in attrs.items()),
+            escape(str(content))))
+
+    def render(self):
+        head = ("<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' viewBox='0 0 %d %d'>"
+                % (self.width, self.height, self.width, self.height))
+        background = "<rect width='100%' height='100%' fill='white'/>"
+        return "\n".join([head, background] + self.parts + ["</svg>"]) + "\n"
+
+    def save(self, path):
+        with open(path, "w") as f:
+            f.write(self.render())
+
+
+def fits(label, width):
+    return len(label) * CHAR_WIDTH + 6 <= width
+
+
+def nice_step(span, wanted_ticks=8):
+    """A round tick interval (1, 2 or 5 times a power of ten) for an axis."""
+    if span <= 0:
+        return 1.0
+    raw = span / wanted_ticks
+    power = 10 ** math.floor(math.log10(raw))
+    for factor in (1, 2, 5, 10):
+        if raw <= factor * power:
+            return factor * power
+    return 10 * power
+
+
+def timeline(title, lanes, events, start, end, legend=(), width=1100):
+    """Draws lanes of spans against time and returns the Svg.
+
+    lanes:  [(label, spans, ticks)]; spans are (t0, t1, label, colour, tip),
+            ticks are instants of short calls, drawn as a density strip.
+    events: [(t, label)] marked by a vertical line across every lane.
+    legend: [(colour, meaning)].
+    Times are seconds on one clock; start and end bound the axis."""
+    left, right, top = 170, 20, 60
+    lane_height, gap = 30, 8
+    plot = width - left - right
+    span = max(end - start, 1e-6)
+
+    def x_of(t):
+        return left + (min(max(t, start), end) - start) / span * plot
+
+    placed = place_labels([(x_of(t), label) for t, label in sorted(events)], width - right)
+    event_rows = max([row for _, _, row, _ in placed] + [0]) + 1
+    axis_y = top + event_rows * 14
+    height = axis_y + 24 + len(lanes) * (lane_height + gap) + 30
+    picture = Svg(width, height)
+    picture.text(10, 20, title, size=14, font_weight="bold")
+    x = 10
+    for colour, meaning in legend:
+        picture.rect(x, 30, 12, 12, colour)
+        picture.text(x + 16, 40, meaning)
+        x += 16 + len(meaning) * CHAR_WIDTH + 16
+
+    step = nice_step(span)
+    tick = 0.0
+    lanes_top = axis_y + 20
+    lanes_bottom = lanes_top + len(lanes) * (lane_height + gap)
+    while tick <= span + 1e-9:
+        tx = x_of(start + tick)
+        picture.line(tx, lanes_top - 4, tx, lanes_bottom, stroke="#ddd")
+        picture.text(tx, lanes_top - 6, "%gs" % round(tick, 6), size=10, anchor="middle", fill="#555")
+        tick += step
+
+    for row, (label, spans, ticks) in enumerate(lanes):
+        y = lanes_top + row * (lane_height + gap)
+        picture.rect(left, y, plot, lane_height, "#f4f4f4")
+        picture.text(left - 8, y + lane_height / 2 + 4, label, anchor="end")
+        _density_strip(picture, ticks, x_of, y + lane_height - 5, left, plot)
+        for t0, t1, span_label, colour, tip in spans:
+            x0, x1 = x_of(t0), x_of(t1)
+            picture.rect(x0, y + 2, x1 - x0, lane_height - 9, colour, tip=tip, stroke="white", stroke_width=0.5)
+            if fits(span_label, x1 - x0):
+                picture.text(x0 + 3, y + lane_height / 2 + 1, span_label, size=10, fill=text_colour_on(colour))
+
+    for ex, label, row, anchor in placed:
+        ly = top + row * 14
+        picture.line(ex, ly + 3, ex, lanes_bottom, stroke="#c0392b", stroke_dasharray="3,3", stroke_width=0.7)
+        picture.text(ex + (3 if anchor == "start" else -3), ly, label, size=10, anchor=anchor, fill="#c0392b")
+    picture.text(left, lanes_bottom + 18, "time since the trace started; hover a span for the call", size=10,
+                 fill="#555")
+    return picture
+
+
+def place_labels(marks, right_edge):
+    """Puts each label (x, text) on the first row where it does not overlap
+    the one before it; a label that would cross the right edge ends at its mark.
+    Returns (x, text, row, anchor)."""
+    row_ends = []  # per row, where the last label placed there ends
+    placed = []
+    for x, label in marks:
+        width = len(label) * CHAR_WIDTH * 10 / 11 + 6
+        anchor = "end" if x + width > right_edge else "start"
+        x0 = x - width if anchor == "end" else x
+        row = next((r for r, row_end in enumerate(row_ends) if row_end < x0), len(row_ends))
+        if row == len(row_ends):
+            row_ends.append(0)
+        row_ends[row] = x0 + width
+        placed.append((x, label, row, anchor))
+    return placed
+
+
+def text_colour_on(fill):
+    """Dark text on a light fill, white on a dark one."""
+    red, green, blue = (int(fill[i:i + 2], 16) for i in (1, 3, 5))
+    return "#222" if 0.299 * red + 0.587 * green + 0.114 * blue > 160 else "white"
+
+
+def _density_strip(picture, instants, x_of, y, left, plot, bins=400):
+    """Short calls are too many to draw one by one: a strip whose darkness
+    grows with how many fell in each slice of time."""
+    if not instants:
+        return
+    counts = [0] * bins
+    for t in instants:
+        counts[min(bins - 1, max(0, int((x_of(t) - left) / plot * bins)))] += 1
+    peak = max(counts)
+    for i, count in enumerate(counts):
+        if count:
+            opacity = 0.25 + 0.75 * math.log1p(count) / math.log1p(peak)
+            picture.rect(left + i * plot / bins, y, plot / bins, 4, "#333", fill_opacity="%.2f" % opacity)
+
+
+def grouped_bars(picture, x, y, width, title, rows, series, values, unit, log_scale=False, notes=None):
+    """Draws a horizontal grouped bar chart into picture at (x, y); returns its height.
+
+    rows:   item names, one group of bars each (top to bottom)
+    series: series names, one bar per row each (colour from PALETTE)
+    values: {(row, series): number or None}; None draws no bar
+    notes:  {(row, series): short text} written after the bar (e.g. "99 stalled")"""
+    label_width, bar_height, group_gap = 160, 7, 8
+    notes = notes or {}
+    numbers = [v for v in values.values() if v is not None and v > 0]
+    top = max(numbers) if numbers else 1.0
+    bottom = min(numbers) if numbers else 1.0
+    plot = width - label_width - 70
+
+    def length(v):
+        if v is None or v <= 0:
+            return 0.0
+        if log_scale:
+            low = math.floor(math.log10(bottom))
+            high = max(math.ceil(math.log10(top)), low + 1)
+            return (math.log10(v) - low) / (high - low) * plot
+        return v / top * plot
+
+    picture.text(x, y + 14, title + (" (log scale)" if log_scale else ""), size=12, font_weight="bold")
+    legend_x = x
+    for i, name in enumerate(series):
+        picture.rect(legend_x, y + 22, 10, 10, PALETTE[i % len(PALETTE)])
+        picture.text(legend_x + 14, y + 31, name, size=10)
+        legend_x += 14 + len(name) * CHAR_WIDTH + 12
+    cy = y + 44
+    for row in rows:
+        group_height = len(series) * bar_height
+        picture.text(x + label_width - 6, cy + group_height / 2 + 4, row, size=10, anchor="end")
+        for i, name in enumerate(series):
+            v = values.get((row, name))
+            bar = length(v)
+            by = cy + i * bar_height
+            if bar > 0:
+                picture.rect(x + label_width, by, bar, bar_height - 1, PALETTE[i % len(PALETTE)],
+                             tip="%s, %s: %s %s" % (row, name, _human(v), unit))
+            note = notes.get((row, name))
+            if note:
+                picture.text(x + label_width + bar + 4, by + bar_height - 1, note, size=8, fill="#c0392b")
+        cy += group_height + group_gap
+    picture.line(x + label_width, y + 40, x + label_width, cy, stroke="#999")
+    picture.text(x + label_width, cy + 12, "0" if not log_scale else _human(10 ** math.floor(math.log10(bottom))),
+                 size=9, fill="#555")
+    picture.text(x + label_width + plot, cy + 12, "%s %s" % (_human(top), unit), size=9, anchor="end", fill="#555")
+    return cy + 20 - y
+
+
+def _human(v):
+    if v >= 1e6:
+        return "%.2fM" % (v / 1e6)
+    if v >= 1e4:
+        return "%.0fk" % (v / 1e3)
+    if v >= 100:
+        return "%.0f" % v
+    return "%.3g" % v

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Where does each model block? Runs one echo server under strace, drives a
+# fixed scenario against it with bin/client, and reports where it waited.
+#
+#   scripts/trace.sh [-o DIR] MODEL [-- server options]
+#
+#   MODEL    blocking | nonblocking | multiplexing | async
+#   options  pick the variant: --concurrency fork, --wait sigio,
+#            --api select, --trigger edge, --engine posix-aio, ...
+#   -o DIR   where the files go (default results/)
+#
+# The scenario (scripts/scenario.py): a client connects and stays idle for a
+# second, sends three lines half a second apart, a second client connects
+# and sends one, both leave. TRACE_SCALE=0.2 shrinks every pause (tests);
+# BIN=DIR takes the programs from elsewhere than bin/.
+#
+# Files written, NAME being the model and the variant (trace-multiplexing-select):
+#   NAME.strace  the raw trace          NAME.txt   the report printed here
+#   NAME.svg     the timeline           NAME.json  the report's numbers
+#   NAME.events  the scenario's events  NAME.log   the server's stderr
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+bin=${BIN:-$root/bin}
+scale=${TRACE_SCALE:-1}
+out=$root/results
+
+usage() {
+    sed -n '5,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+while getopts o:h flag; do
+    case $flag in
+    o) out=$OPTARG ;;
+    *) usage ;;
+    esac
+done
+shift $((OPTIND - 1))
+[[ $# -ge 1 ]] || usage
+model=$1
+shift
+[[ ${1:-} == -- ]] && shift
+server_options=("$@")
+
+# Each model is traced with the calls that tell its story, plus the IO and
+# the clone calls every model makes (clone tells a thread from a process).
+io_calls=socket,fcntl,accept,accept4,read,write,readv,writev,recvfrom,sendto,recvmsg,sendmsg,shutdown,close
+lanes_calls=clone,clone3,?fork,?vfork
+case $model in
+blocking) model_calls=wait4 ;;
+nonblocking) model_calls=nanosleep,clock_nanosleep,rt_sigsuspend,?pause ;;
+multiplexing) model_calls=?select,pselect6,?poll,ppoll,?epoll_wait,epoll_pwait,epoll_pwait2,epoll_ctl ;;
+async) model_calls=io_uring_setup,io_uring_enter,io_uring_register,rt_sigtimedwait,pread64,pwrite64 ;;
+*) echo "trace.sh: unknown model '$model' (blocking, nonblocking, multiplexing or async)" >&2; exit 2 ;;
+esac
+syscalls=$io_calls,$lanes_calls,$model_calls
+
+# The variant's name: the option values ("--api select --trigger edge" -> select-edge).
+name=trace-$model
+for ((i = 0; i < ${#server_options[@]}; i++)); do
+    word=${server_options[i]}
+    next=${server_options[i + 1]:-}
+    if [[ $word != -* ]]; then
+        name+=-$word
+    elif [[ -z $next || $next == -* ]]; then
+        name+=-${word##*-} # a flag without a value: --sqpoll -> sqpoll
+    fi
+done
+
+for tool in strace python3; do
+    command -v $tool >/dev/null || { echo "trace.sh: $tool is not installed" >&2; exit 1; }
+done
+server=$bin/server-$model
+for program in "$server" "$bin/client"; do
+    [[ -x $program ]] || { echo "trace.sh: $program is not built (run make)" >&2; exit 1; }
+done
+mkdir -p "$out"
+base=$out/$name
+rm -f "$base".strace "$base".events "$base".ready
+
+strace_pid= server_pid=
+stop_everything() {
+    [[ -n $server_pid ]] && kill -KILL "$server_pid" 2>/dev/null
+    [[ -n $strace_pid ]] && kill -KILL "$strace_pid" 2>/dev/null
+    return 0
+}
+trap stop_everything EXIT
+
+# -f follows threads and children, -tt stamps each line with the time of day,
+# -T adds the time spent inside each call, -y names what a descriptor is
+# (socket or file), -s 32 keeps the data shown short.
+echo "tracing: $server -p 0 -q ${server_options[*]}" >&2
+echo "strace -f -tt -T -y -s 32 -e trace=$syscalls" >&2
+strace -f -tt -T -y -s 32 -e trace="$syscalls" -o "$base.strace" \
+    "$server" -p 0 -q "${server_options[@]}" >"$base.ready" 2>"$base.log" &
+strace_pid=$!
+
+# Wait (bounded) for the readiness line; strace slows the start a little.
+address=
+for ((tries = 0; tries < 200; tries++)); do
+    address=$(sed -n 's/^listening on //p' "$base.ready")
+    [[ -n $address ]] && break
+    kill -0 "$strace_pid" 2>/dev/null || break
+    sleep 0.05
+done
+if [[ -z $address ]]; then
+    echo "trace.sh: the server did not get ready; its messages:" >&2
+    cat "$base.log" >&2
+    exit 1
+fi
+server_pid=$(cat "/proc/$strace_pid/task/$strace_pid/children")
+server_pid=${server_pid%% *}
+port=${address##*:}
+
+echo "scenario on port $port (pauses x$scale)..." >&2
+scenario_status=0
+python3 "$here/scenario.py" "127.0.0.1:$port" --client "$bin/client" --events "$base.events" \
+    --scale "$scale" || scenario_status=$?
+
+# SIGTERM: the server prints its summary and exits 0; strace follows it out.
+kill -TERM "$server_pid"
+for ((tries = 0; tries < 200; tries++)); do
+    kill -0 "$strace_pid" 2>/dev/null || break
+    sleep 0.05
+done
+wait "$strace_pid" || true
+strace_pid= server_pid=
+
+title="$model${server_options[*]:+ ${server_options[*]}}"
+python3 "$here/strace_report.py" "$base.strace" --events "$base.events" --title "$title" \
+    --svg "$base.svg" --json "$base.json" | tee "$base.txt"
+echo >&2
+echo "files: $base.{strace,txt,svg,json,events,log}" >&2
+rm -f "$base.ready"
+if [[ $scenario_status -ne 0 ]]; then
+    echo "trace.sh: the scenario failed (see above): the report shows what the server did" >&2
+    exit 1
+fi
