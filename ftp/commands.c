@@ -354,7 +354,7 @@ static void cmd_mdtm(struct session *s, const char *arg)
 
 static void cmd_mlst(struct session *s, const char *arg)
 {
-    char vpath[VPATH_MAX], facts[128], text[VPATH_MAX + 256];
+    char vpath[VPATH_MAX], facts[128], text[2 * VPATH_MAX + 256];
     struct stat st;
     if (!stat_path(s, *arg ? arg : ".", vpath, &st))
         return;

@@ -140,7 +140,7 @@ static void on_listener_readable(struct loop *loop, int listen_fd, int ready, vo
         else if (!loop_can_watch(loop, fd))
             refuse_client(fd, "descriptor beyond what the loop can watch");
         else
-            session_open(server, fd, peer);
+            session_open(server, fd);
     }
 }
 

@@ -58,7 +58,7 @@ static bool prepare_control_socket(struct session *s)
     return setsockopt(s->control_fd, SOL_SOCKET, SO_OOBINLINE, &on, sizeof on) == 0;
 }
 
-void session_open(struct ftp_server *server, int fd, const char *peer)
+void session_open(struct ftp_server *server, int fd)
 {
     struct session *s = calloc(1, sizeof *s);
     if (!s) {
@@ -68,7 +68,6 @@ void session_open(struct ftp_server *server, int fd, const char *peer)
     }
     s->server = server;
     s->control_fd = fd;
-    snprintf(s->peer, sizeof s->peer, "%s", peer);
     strcpy(s->cwd, "/");
     s->last_activity_ms = monotonic_ms();
     data_init(&s->data);

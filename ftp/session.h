@@ -49,7 +49,6 @@ struct session {
 
     int control_fd;
     int control_interest;        /* what the loop watches it for now */
-    char peer[ADDR_STRLEN];
     struct sockaddr_storage peer_addr;  /* data connections must come from / go to this address */
     struct sockaddr_storage local_addr; /* passive listeners bind here */
 
@@ -75,7 +74,7 @@ struct session {
 
 /* Takes a freshly accepted control connection: greets it (220) and
  * watches it. On failure the descriptor is closed and a line logged. */
-void session_open(struct ftp_server *server, int fd, const char *peer);
+void session_open(struct ftp_server *server, int fd);
 
 /* Closes everything the session holds and frees it. */
 void session_destroy(struct session *s);
