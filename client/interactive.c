@@ -117,7 +117,8 @@ static void send_pending(struct line_session *s)
         s->sent += (unsigned long long)n;
     }
     if (s->input_done && !s->half_closed) {
-        if (shutdown(s->sock, SHUT_WR) < 0)
+        /* ENOTCONN: the server is gone already (a reset); the next recv says how */
+        if (shutdown(s->sock, SHUT_WR) < 0 && errno != ENOTCONN)
             die_errno("shutdown");
         s->half_closed = true;
     }
