@@ -191,13 +191,14 @@ def grouped_bars(picture, x, y, width, title, rows, series, values, unit, log_sc
     top = max(numbers) if numbers else 1.0
     bottom = min(numbers) if numbers else 1.0
     plot = width - label_width - 70
+    low = math.floor(math.log10(bottom))
+    high = max(math.ceil(math.log10(top)), low + 1)
+    axis_end = 10 ** high if log_scale else top
 
     def length(v):
         if v is None or v <= 0:
             return 0.0
         if log_scale:
-            low = math.floor(math.log10(bottom))
-            high = max(math.ceil(math.log10(top)), low + 1)
             return (math.log10(v) - low) / (high - low) * plot
         return v / top * plot
 
@@ -223,9 +224,9 @@ def grouped_bars(picture, x, y, width, title, rows, series, values, unit, log_sc
                 picture.text(x + label_width + bar + 4, by + bar_height - 1, note, size=8, fill="#c0392b")
         cy += group_height + group_gap
     picture.line(x + label_width, y + 40, x + label_width, cy, stroke="#999")
-    picture.text(x + label_width, cy + 12, "0" if not log_scale else _human(10 ** math.floor(math.log10(bottom))),
-                 size=9, fill="#555")
-    picture.text(x + label_width + plot, cy + 12, "%s %s" % (_human(top), unit), size=9, anchor="end", fill="#555")
+    picture.text(x + label_width, cy + 12, _human(10 ** low) if log_scale else "0", size=9, fill="#555")
+    picture.text(x + label_width + plot, cy + 12, "%s %s" % (_human(axis_end), unit), size=9, anchor="end",
+                 fill="#555")
     return cy + 20 - y
 
 

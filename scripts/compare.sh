@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# Races every server variant under the same load, one after another.
+#
+#   scripts/compare.sh [-c LIST] [-s BYTES] [-d SECONDS] [-w SECONDS] [-o DIR]
+#
+#   -c LIST     connection counts (default 1,10,100)
+#   -s BYTES    message size (default 64)
+#   -d SECONDS  measured time per run (default 3)
+#   -w SECONDS  warm-up per run, not measured (default 0.5)
+#   -o DIR      where compare.csv and compare.svg go (default results/)
+#
+# Each run: start the server, load it with `bin/client bench` (closed loop),
+# and read from /proc what the server spent while the client measured: CPU
+# time (/proc/PID/stat: user + system, its threads and its children
+# included) and read/write system calls (/proc/PID/io: syscr, syscw). With
+# two CPUs or more, the server runs on CPU 0 and the client on CPU 1, so the
+# two never fight for one core. BIN=DIR takes the programs from elsewhere.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+bin=${BIN:-$root/bin}
+conns_list=1,10,100 size=64 seconds=3 warmup=0.5 out=$root/results
+
+usage() {
+    sed -n '4,11p' "$0" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+while getopts c:s:d:w:o:h flag; do
+    case $flag in
+    c) conns_list=$OPTARG ;;
+    s) size=$OPTARG ;;
+    d) seconds=$OPTARG ;;
+    w) warmup=$OPTARG ;;
+    o) out=$OPTARG ;;
+    *) usage ;;
+    esac
+done
+[[ $conns_list =~ ^[0-9]+(,[0-9]+)*$ && $size =~ ^[0-9]+$ && $seconds =~ ^[0-9.]+$ && $warmup =~ ^[0-9.]+$ ]] ||
+    { echo "compare.sh: bad option value" >&2; usage; }
+IFS=, read -ra conns_counts <<<"$conns_list"
+
+# Every variant: its name (as in docs and tests), the program, its options.
+# multiplexing-epoll (level-triggered) is the baseline of the ratio columns.
+variants=(
+    "blocking-iterative      server-blocking --concurrency iterative"
+    "blocking-fork           server-blocking --concurrency fork"
+    "blocking-thread         server-blocking --concurrency thread"
+    "nonblocking-spin        server-nonblocking --wait spin"
+    "nonblocking-sleep       server-nonblocking --wait sleep"
+    "nonblocking-sigio       server-nonblocking --wait sigio"
+    "multiplexing-select     server-multiplexing --api select"
+    "multiplexing-poll       server-multiplexing --api poll"
+    "multiplexing-epoll      server-multiplexing --api epoll"
+    "multiplexing-epoll-edge server-multiplexing --api epoll --trigger edge"
+    "async-uring             server-async --engine uring"
+    "async-posix-aio         server-async --engine posix-aio"
+)
+
+server_cpu= client_cpu=
+if (($(nproc) >= 2)); then
+    server_cpu="taskset -c 0" client_cpu="taskset -c 1"
+fi
+
+mkdir -p "$out"
+raw=$out/compare.raw.tsv
+work=$(mktemp -d)
+server_pid=
+cleanup() {
+    [[ -n $server_pid ]] && kill -KILL "$server_pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+printf 'variant\tconns\tstatus\tcpu_ticks\tsyscr\tsyscw\tbench_json\n' >"$raw"
+
+# "TICKS SYSCR SYSCW" spent so far by the server, its threads and its
+# children: the children still running are added one by one, the reaped ones
+# are already in the parent's cutime/cstime and its io counters.
+server_counters() {
+    local pid=$1 ticks=0 reads=0 writes=0 p stat key value
+    local -a fields
+    for p in $pid $(cat /proc/"$pid"/task/*/children 2>/dev/null); do
+        stat=$(cat /proc/"$p"/stat 2>/dev/null) || continue
+        read -ra fields <<<"${stat##*) }" # after the command name, which may hold spaces
+        ticks=$((ticks + fields[11] + fields[12] + fields[13] + fields[14])) # utime stime cutime cstime
+        while read -r key value; do
+            case $key in
+            syscr:) reads=$((reads + value)) ;;
+            syscw:) writes=$((writes + value)) ;;
+            esac
+        done < <(cat /proc/"$p"/io 2>/dev/null) # a child may have just exited
+    done
+    echo "$ticks $reads $writes"
+}
+
+# Waits (bounded) for the readiness line; prints the port, or nothing.
+wait_ready() {
+    local ready=$1 pid=$2 tries address
+    for ((tries = 0; tries < 200; tries++)); do
+        address=$(sed -n 's/^listening on //p' "$ready")
+        [[ -n $address ]] && { echo "${address##*:}"; return; }
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.05
+    done
+}
+
+# Stops the server with SIGTERM (KILL if it ignores it for 5 s).
+stop_server() {
+    local tries
+    kill -TERM "$server_pid" 2>/dev/null || true
+    for ((tries = 0; tries < 100; tries++)); do
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -KILL "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=
+}
+
+# Runs one variant at one connection count; appends its row to $raw.
+run_one() {
+    local name=$1 program=$2 conns=$3
+    shift 3
+    local status=ok json="" before after port tries client_pid client_status=0
+    if [[ ! -x $bin/$program ]]; then
+        printf '%s\t%s\tnot built\t\t\t\t\n' "$name" "$conns" >>"$raw"
+        echo "not built"
+        return
+    fi
+    # shellcheck disable=SC2086 # $server_cpu is a command prefix or nothing
+    $server_cpu "$bin/$program" -p 0 -q --max-clients $((conns + 16)) "$@" >"$work/ready" 2>"$work/log" &
+    server_pid=$!
+    port=$(wait_ready "$work/ready" "$server_pid")
+    if [[ -z $port ]]; then
+        status="unavailable: $(head -n 1 "$work/log" | tr '\t' ' ')"
+        printf '%s\t%s\t%s\t\t\t\t\n' "$name" "$conns" "$status" >>"$raw"
+        stop_server
+        echo "$status"
+        return
+    fi
+    # shellcheck disable=SC2086
+    timeout $((${seconds%.*} + ${warmup%.*} + 30)) $client_cpu "$bin/client" bench "127.0.0.1:$port" \
+        -c "$conns" -s "$size" -d "$seconds" --warmup "$warmup" --json >"$work/bench" 2>"$work/bench.err" &
+    client_pid=$!
+    sleep "$warmup" # the client warms up this long before it counts: so do we
+    before=$(server_counters "$server_pid")
+    wait "$client_pid" || client_status=$?
+    # A forked child's CPU reaches the parent's cutime when it is reaped.
+    for ((tries = 0; tries < 100; tries++)); do
+        [[ -z $(cat /proc/"$server_pid"/task/*/children 2>/dev/null) ]] && break
+        sleep 0.05
+    done
+    after=$(server_counters "$server_pid")
+    kill -0 "$server_pid" 2>/dev/null || status="server died"
+    stop_server
+    json=$(tail -n 1 "$work/bench")
+    if [[ $client_status -ne 0 ]]; then
+        status="client exit $client_status: $(head -n 1 "$work/bench.err" | tr '\t' ' ')"
+    fi
+    read -r t0 r0 w0 <<<"$before"
+    read -r t1 r1 w1 <<<"$after"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$conns" "$status" $((t1 - t0)) $((r1 - r0)) $((w1 - w0)) \
+        "$json" >>"$raw"
+    local rate stalled
+    rate=$(sed -n 's/.*"msgs_per_sec":\([0-9.]*\).*/\1/p' <<<"$json")
+    stalled=$(sed -n 's/.*"stalled":\([0-9]*\).*/\1/p' <<<"$json")
+    [[ $stalled == 0 ]] && stalled=
+    [[ $status == ok ]] && status=
+    echo "${rate:-?} msgs/s${stalled:+, $stalled stalled}${status:+ ($status)}"
+}
+
+total=$((${#variants[@]} * ${#conns_counts[@]}))
+echo "compare: ${#variants[@]} variants x connections ${conns_list}, ${size}-byte messages," \
+    "${seconds} s each (+${warmup} s warm-up)${server_cpu:+, server on CPU 0, client on CPU 1}" >&2
+done_runs=0
+for conns in "${conns_counts[@]}"; do
+    for line in "${variants[@]}"; do
+        read -ra words <<<"$line"
+        done_runs=$((done_runs + 1))
+        printf '[%2d/%d] %-24s %4d conns ... ' "$done_runs" "$total" "${words[0]}" "$conns" >&2
+        run_one "${words[0]}" "${words[1]}" "$conns" "${words[@]:2}" >&2
+    done
+done
+
+python3 "$here/compare_report.py" "$raw" --ticks-per-second "$(getconf CLK_TCK)" --baseline multiplexing-epoll \
+    --csv "$out/compare.csv" --svg "$out/compare.svg"
+echo "files: $out/compare.csv $out/compare.svg (raw measurements: $raw)" >&2

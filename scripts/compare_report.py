@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Turns compare.sh's raw measurements into a table, a CSV and a picture.
+
+    compare_report.py RAW_TSV --ticks-per-second N [--baseline VARIANT] [--csv FILE] [--svg FILE]
+
+RAW_TSV has one row per run: variant, connections, status, the server's CPU
+ticks and read/write system calls while the client measured, and the
+client's --json line. From them: throughput, latency percentiles, stalled
+connections, server CPU time per message (the fair figure once the client's
+own core is saturated) and system calls per message, each also as a ratio
+to the baseline variant at the same connection count.
+"""
+import argparse
+import csv
+import datetime
+import json
+import os
+import platform
+import sys
+
+import svg
+
+COLUMNS = ["variant", "conns", "size", "seconds", "msgs", "msgs_per_sec", "p50_us", "p99_us", "p999_us", "max_us",
+           "stalled", "errors", "mismatches", "server_cpu_s", "cpu_us_per_msg", "reads_per_msg", "writes_per_msg",
+           "syscalls_per_msg", "msgs_per_sec_vs_baseline", "cpu_per_msg_vs_baseline", "status"]
+
+
+def read_runs(path, ticks_per_second):
+    runs = []
+    with open(path) as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            run = {"variant": row["variant"], "conns": int(row["conns"]), "status": row["status"]}
+            bench = json.loads(row["bench_json"]) if row["bench_json"].startswith("{") else {}
+            for key in ("size", "seconds", "msgs", "msgs_per_sec", "p50_us", "p99_us", "p999_us", "max_us",
+                        "stalled", "errors", "mismatches"):
+                run[key] = bench.get(key)
+            if bench and row["cpu_ticks"]:
+                msgs = max(bench["msgs"], 1)
+                cpu = int(row["cpu_ticks"]) / ticks_per_second
+                run["server_cpu_s"] = cpu
+                run["cpu_us_per_msg"] = cpu * 1e6 / msgs
+                run["reads_per_msg"] = int(row["syscr"]) / msgs
+                run["writes_per_msg"] = int(row["syscw"]) / msgs
+                run["syscalls_per_msg"] = (int(row["syscr"]) + int(row["syscw"])) / msgs
+            elif run["status"] == "ok":
+                run["status"] = "no result from the client"
+            runs.append(run)
+    return runs
+
+
+def add_ratios(runs, baseline):
+    """Each run against the baseline at the same connection count: > 1 means
+    more messages per second, or more CPU per message, than the baseline."""
+    base = {r["conns"]: r for r in runs if r["variant"] == baseline and r.get("msgs")}
+    for run in runs:
+        ref = base.get(run["conns"])
+        run["msgs_per_sec_vs_baseline"] = ratio(run.get("msgs_per_sec"), ref and ref["msgs_per_sec"])
+        run["cpu_per_msg_vs_baseline"] = ratio(run.get("cpu_us_per_msg"), ref and ref.get("cpu_us_per_msg"))
+
+
+def ratio(value, reference):
+    if value is None or not reference:
+        return None
+    return value / reference
+
+
+def show(value, digits=1):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "%.*f" % (digits, value)
+    return str(value)
+
+
+def where_measured():
+    """The machine and the date, so that figures quoted later say where they come from."""
+    return "%s, %d CPUs, Linux %s, %s" % (platform.node(), os.cpu_count() or 0, platform.release(),
+                                          datetime.datetime.now().strftime("%Y-%m-%d %H:%M"))
+
+
+def print_table(runs, baseline, out=sys.stdout):
+    out.write("\nMeasured on %s. Ratios are against %s at the same connection count.\n\n"
+              % (where_measured(), baseline))
+    out.write("| variant | conns | msgs/s | p50 µs | p99 µs | p99.9 µs | stalled | server CPU µs/msg "
+              "| read+write calls/msg | msgs/s vs base | CPU/msg vs base |\n")
+    out.write("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+    for run in runs:
+        if run["status"] != "ok":
+            out.write("| %s | %d | %s | | | | | | | | |\n" % (run["variant"], run["conns"], run["status"]))
+            continue
+        out.write("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" % (
+            run["variant"], run["conns"], show(run["msgs_per_sec"], 0), show(run["p50_us"]), show(run["p99_us"]),
+            show(run["p999_us"]), run["stalled"], show(run.get("cpu_us_per_msg")),
+            show(run.get("syscalls_per_msg"), 2), show(run["msgs_per_sec_vs_baseline"], 2),
+            show(run["cpu_per_msg_vs_baseline"], 2)))
+
+
+def write_csv(runs, path):
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for run in runs:
+            writer.writerow({k: ("%.4g" % v if isinstance(v, float) else v) for k, v in run.items()})
+
+
+def draw(runs, path):
+    variants = list(dict.fromkeys(r["variant"] for r in runs))
+    series = ["%d conns" % c for c in dict.fromkeys(r["conns"] for r in runs)]
+    charts = [("Throughput", "msgs_per_sec", "msgs/s", False),
+              ("Latency p99", "p99_us", "µs", True),
+              ("Server CPU per message", "cpu_us_per_msg", "µs", False)]
+    panel = 470
+    picture = svg.Svg(panel * len(charts) + 20, 0)
+    picture.text(10, 20, "Echo servers side by side: %s-byte messages, closed loop"
+                 % (runs[0].get("size") or "?"), size=14, font_weight="bold")
+    picture.text(10, 38, "measured on " + where_measured(), size=10, fill="#555")
+    height = 0
+    for i, (title, key, unit, log_scale) in enumerate(charts):
+        values, notes = {}, {}
+        for run in runs:
+            cell = (run["variant"], "%d conns" % run["conns"])
+            values[cell] = run.get(key) if run["status"] == "ok" else None
+            if run["status"] != "ok":
+                notes[cell] = run["status"][:30]
+            elif run.get("stalled"):
+                notes[cell] = "%d stalled" % run["stalled"]
+        height = max(height, svg.grouped_bars(picture, 10 + i * panel, 50, panel - 10, title, variants, series,
+                                              values, unit, log_scale=log_scale, notes=notes))
+    picture.height = height + 60
+    picture.save(path)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("raw")
+    parser.add_argument("--ticks-per-second", type=int, required=True, help="getconf CLK_TCK")
+    parser.add_argument("--baseline", default="multiplexing-epoll")
+    parser.add_argument("--csv")
+    parser.add_argument("--svg")
+    args = parser.parse_args()
+
+    runs = read_runs(args.raw, args.ticks_per_second)
+    if not runs:
+        sys.exit("compare_report: no runs in %s" % args.raw)
+    add_ratios(runs, args.baseline)
+    print_table(runs, args.baseline)
+    if args.csv:
+        write_csv(runs, args.csv)
+    if args.svg:
+        draw(runs, args.svg)
+
+
+if __name__ == "__main__":
+    main()
