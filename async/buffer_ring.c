@@ -7,34 +7,44 @@
 #include <string.h>
 #include <unistd.h>
 
-int buffer_ring_create(struct buffer_ring *br, struct ring *ring, uint16_t group, unsigned count, unsigned size)
+static void free_memory(struct buffer_ring *br)
 {
-    *br = (struct buffer_ring){.count = count, .size = size, .group = group};
-    size_t ring_bytes = count * sizeof(struct io_uring_buf);
+    free(br->entries);
+    free(br->memory);
+    free(br->free_ids);
+    *br = (struct buffer_ring){0};
+}
+
+int buffer_ring_create(struct buffer_ring *br, struct ring *ring, uint16_t group, unsigned window, unsigned count,
+                       unsigned size)
+{
+    *br = (struct buffer_ring){.window = window, .group = group, .count = count, .size = size};
     long page = sysconf(_SC_PAGESIZE);
     void *entries = NULL;
-    if (page <= 0 || posix_memalign(&entries, (size_t)page, ring_bytes) != 0)
+    if (page <= 0 || posix_memalign(&entries, (size_t)page, window * sizeof(struct io_uring_buf)) != 0)
         return -ENOMEM;
-    memset(entries, 0, ring_bytes);
+    memset(entries, 0, window * sizeof(struct io_uring_buf));
     br->entries = entries;
+    /* Untouched pages cost nothing: the pool is sized for the worst case,
+     * the resident set follows what is used. */
     br->memory = malloc((size_t)count * size);
-    if (!br->memory) {
-        free(entries);
+    br->free_ids = malloc(count * sizeof *br->free_ids);
+    if (!br->memory || !br->free_ids) {
+        free_memory(br);
         return -ENOMEM;
     }
 
-    struct io_uring_buf_reg reg = {.ring_addr = (uintptr_t)entries, .ring_entries = count, .bgid = group};
+    struct io_uring_buf_reg reg = {.ring_addr = (uintptr_t)entries, .ring_entries = window, .bgid = group};
     int rc = ring_register(ring, IORING_REGISTER_PBUF_RING, &reg, 1);
     if (rc < 0) {
-        free(br->memory);
-        free(entries);
-        *br = (struct buffer_ring){0};
+        free_memory(br);
         return rc;
     }
-    br->given_out = count;
-    for (unsigned id = 0; id < count; id++)
-        buffer_ring_give_back(br, (uint16_t)id);
-    buffer_ring_publish(br);
+    /* Highest id at the bottom, so buffer 0 goes out first. */
+    for (unsigned i = 0; i < count; i++)
+        br->free_ids[i] = (uint16_t)(count - 1 - i);
+    br->free_count = count;
+    buffer_ring_refill(br);
     return 0;
 }
 
@@ -46,31 +56,34 @@ void buffer_ring_destroy(struct buffer_ring *br, struct ring *ring)
     int rc = ring_register(ring, IORING_UNREGISTER_PBUF_RING, &reg, 1);
     if (rc < 0)
         warn("unregister the buffer ring: %s", strerror(-rc));
-    free(br->memory);
-    free(br->entries);
-    *br = (struct buffer_ring){0};
+    free_memory(br);
 }
 
 void buffer_ring_taken(struct buffer_ring *br, uint16_t id)
 {
     (void)id;
-    br->given_out++;
+    br->in_ring--;
+}
+
+void buffer_ring_give_back(struct buffer_ring *br, uint16_t id)
+{
+    br->free_ids[br->free_count++] = id;
 }
 
 /* Slot 0's last bytes double as the ring's tail, so only the fields that
- * describe the buffer are written, never the whole slot. */
-void buffer_ring_give_back(struct buffer_ring *br, uint16_t id)
+ * describe a buffer are written, never a whole slot. */
+unsigned buffer_ring_refill(struct buffer_ring *br)
 {
-    struct io_uring_buf *slot = &br->entries->bufs[br->tail & (br->count - 1)];
-    slot->addr = (uintptr_t)buffer_ring_data(br, id);
-    slot->len = br->size;
-    slot->bid = id;
-    br->tail++;
-    br->given_out--;
-}
-
-/* Store-release: the kernel that sees the new tail sees the slots too. */
-void buffer_ring_publish(struct buffer_ring *br)
-{
+    while (br->in_ring < br->window && br->free_count > 0) {
+        uint16_t id = br->free_ids[--br->free_count];
+        struct io_uring_buf *slot = &br->entries->bufs[br->tail & (br->window - 1)];
+        slot->addr = (uintptr_t)buffer_ring_data(br, id);
+        slot->len = br->size;
+        slot->bid = id;
+        br->tail++;
+        br->in_ring++;
+    }
+    /* Store-release: the kernel that sees the new tail sees the slots too. */
     atomic_store_explicit((_Atomic uint16_t *)&br->entries->tail, br->tail, memory_order_release);
+    return br->in_ring;
 }

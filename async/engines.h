@@ -10,6 +10,7 @@
 #ifndef IOMODELS_ENGINES_H
 #define IOMODELS_ENGINES_H
 
+#include "ring.h"
 #include "stats.h"
 
 #include <signal.h>
@@ -24,6 +25,7 @@ struct engine_setup {
 };
 
 struct uring_options {
+    enum ring_task_run task_run;
     bool sqpoll;  /* a kernel thread polls the submission queue */
     bool oneshot; /* no multishot and no buffer ring, as kernels before 5.19 must */
 };

@@ -43,43 +43,53 @@ int ring_register(struct ring *ring, unsigned opcode, void *arg, unsigned nr_arg
  * modes first; an older kernel refuses a flag it does not know with
  * EINVAL, and the next is tried. */
 static const struct task_run_mode {
+    enum ring_task_run mode;
     unsigned flags;
     const char *name;
 } task_run_modes[] = {
 #if defined(IORING_SETUP_SINGLE_ISSUER) && defined(IORING_SETUP_DEFER_TASKRUN)
-    {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, "single issuer, deferred task running"},
+    {TASK_RUN_DEFERRED, IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, "single issuer, deferred task running"},
 #endif
 #ifdef IORING_SETUP_COOP_TASKRUN
-    {IORING_SETUP_COOP_TASKRUN, "cooperative task running"},
+    {TASK_RUN_COOPERATIVE, IORING_SETUP_COOP_TASKRUN, "cooperative task running"},
 #endif
-    {0, "task running by interruption"},
+    {TASK_RUN_INTERRUPTING, 0, "task running by interruption"},
 };
 enum { TASK_RUN_MODES = sizeof task_run_modes / sizeof task_run_modes[0] };
 
-static int setup_with_best_task_run(struct ring *ring, const struct ring_config *config, struct io_uring_params *p)
+static int try_setup(struct ring *ring, const struct ring_config *config, const struct task_run_mode *mode,
+                     struct io_uring_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->flags = IORING_SETUP_CQSIZE | mode->flags;
+    p->cq_entries = config->cq_entries;
+    if (config->sqpoll) {
+        p->flags |= IORING_SETUP_SQPOLL;
+        p->sq_thread_idle = config->sqpoll_idle_ms;
+    }
+    int fd = io_uring_setup(config->sq_entries, p);
+    if (fd < 0)
+        return -errno;
+    ring->fd = fd;
+    ring->setup_flags = p->flags;
+    ring->task_run = config->sqpoll ? "task running by the polling thread" : mode->name;
+    return 0;
+}
+
+static int setup_with_task_run(struct ring *ring, const struct ring_config *config, struct io_uring_params *p)
 {
     /* With SQPOLL the kernel's polling thread runs the task work, and the
      * kernel refuses the task-run flags: only the last mode applies. */
-    size_t first = config->sqpoll ? TASK_RUN_MODES - 1 : 0;
-    for (size_t i = first; i < TASK_RUN_MODES; i++) {
-        memset(p, 0, sizeof *p);
-        p->flags = IORING_SETUP_CQSIZE | task_run_modes[i].flags;
-        p->cq_entries = config->cq_entries;
-        if (config->sqpoll) {
-            p->flags |= IORING_SETUP_SQPOLL;
-            p->sq_thread_idle = config->sqpoll_idle_ms;
-        }
-        int fd = io_uring_setup(config->sq_entries, p);
-        if (fd >= 0) {
-            ring->fd = fd;
-            ring->setup_flags = p->flags;
-            ring->task_run = config->sqpoll ? "task running by the polling thread" : task_run_modes[i].name;
-            return 0;
-        }
-        if (errno != EINVAL || i + 1 == TASK_RUN_MODES)
-            return -errno;
+    enum ring_task_run wanted = config->sqpoll ? TASK_RUN_INTERRUPTING : config->task_run;
+    int rc = -EINVAL;
+    for (size_t i = 0; i < TASK_RUN_MODES; i++) {
+        if (wanted != TASK_RUN_BEST && task_run_modes[i].mode != wanted)
+            continue;
+        rc = try_setup(ring, config, &task_run_modes[i], p);
+        if (rc != -EINVAL || wanted != TASK_RUN_BEST)
+            return rc;
     }
-    return -EINVAL;
+    return rc; /* -EINVAL also when these headers lack the mode asked for */
 }
 
 static void *map_ring_memory(int fd, size_t len, off_t what)
@@ -137,7 +147,7 @@ int ring_open(struct ring *ring, const struct ring_config *config)
 {
     *ring = (struct ring){.fd = -1, .sq_map = MAP_FAILED, .cq_map = MAP_FAILED, .sqes = MAP_FAILED};
     struct io_uring_params p;
-    int rc = setup_with_best_task_run(ring, config, &p);
+    int rc = setup_with_task_run(ring, config, &p);
     if (rc < 0)
         return rc;
     ring->features = p.features;

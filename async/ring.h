@@ -26,7 +26,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* How the kernel runs the last step of a completion in our thread (ring.c
+ * explains). BEST tries them in this order and takes the first accepted. */
+enum ring_task_run { TASK_RUN_BEST, TASK_RUN_DEFERRED, TASK_RUN_COOPERATIVE, TASK_RUN_INTERRUPTING };
+
 struct ring_config {
+    enum ring_task_run task_run;
     unsigned sq_entries; /* a power of two */
     unsigned cq_entries; /* several times sq_entries: one request may complete many times */
     bool sqpoll;         /* a kernel thread takes the submissions: no system call to submit */
@@ -66,10 +71,11 @@ struct ring {
     size_t set_aside_count, set_aside_next, set_aside_cap;
 };
 
-/* Creates and maps the rings. Task-run flags are tried from the best down
- * (SINGLE_ISSUER + DEFER_TASKRUN, then COOP_TASKRUN, then none) as long as
- * the kernel answers EINVAL. Returns 0, or -errno from io_uring_setup or
- * mmap (ENOSYS: no io_uring; EPERM: forbidden). */
+/* Creates and maps the rings. With TASK_RUN_BEST the task-run flags are
+ * tried from the best down (SINGLE_ISSUER + DEFER_TASKRUN, COOP_TASKRUN,
+ * none) as long as the kernel answers EINVAL; any other mode is tried
+ * alone. Returns 0, or -errno from io_uring_setup or mmap (ENOSYS: no
+ * io_uring; EPERM: forbidden; EINVAL: a flag this kernel does not know). */
 int ring_open(struct ring *ring, const struct ring_config *config);
 void ring_close(struct ring *ring);
 

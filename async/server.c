@@ -33,16 +33,22 @@ enum { SPARE_FDS = 16 };
 enum engine { ENGINE_AUTO, ENGINE_URING, ENGINE_POSIX_AIO };
 static const char *const engine_names[] = {"auto", "uring", "posix-aio", NULL};
 
+/* In the order of enum ring_task_run. */
+static const char *const task_run_names[] = {"auto", "deferred", "cooperative", "interrupting", NULL};
+
 static const char SUMMARY[] = "An echo server in the async model: the kernel does the IO and reports each "
                               "completion (io_uring, or POSIX AIO with a real-time signal).";
 
 struct choices {
     int engine;
+    int task_run;
     bool sqpoll;
     bool oneshot;
 };
 
-static void describe_options(struct model_option table[3], struct choices *c)
+enum { MODEL_OPTIONS = 4 };
+
+static void describe_options(struct model_option table[MODEL_OPTIONS], struct choices *c)
 {
     table[0] = (struct model_option){
         .name = "engine", .kind = OPTION_CHOICE, .choices = engine_names, .value = &c->engine,
@@ -53,22 +59,31 @@ static void describe_options(struct model_option table[3], struct choices *c)
     table[2] = (struct model_option){
         .name = "oneshot", .kind = OPTION_FLAG, .value = &c->oneshot,
         .help = "io_uring: one request per accept and per recv, no buffer ring (what kernels before 5.19 allow)"};
+    table[3] = (struct model_option){
+        .name = "task-run", .kind = OPTION_CHOICE, .choices = task_run_names, .value = &c->task_run,
+        .help = "io_uring: when the kernel finishes completions in our thread: deferred until we wait, at our "
+                "next system call, or interrupting us; auto takes the first this kernel accepts"};
 }
 
 static void parse_options(int argc, char **argv, struct server_options *common, struct choices *c)
 {
-    struct model_option model[3];
+    struct model_option model[MODEL_OPTIONS];
     *common = server_options_defaults(DEFAULT_PORT);
-    *c = (struct choices){.engine = ENGINE_AUTO};
+    *c = (struct choices){.engine = ENGINE_AUTO, .task_run = TASK_RUN_BEST};
     describe_options(model, c);
-    parse_server_options(argc, argv, SUMMARY, common, model, 3);
+    parse_server_options(argc, argv, SUMMARY, common, model, MODEL_OPTIONS);
 
-    if (c->engine == ENGINE_POSIX_AIO && (c->sqpoll || c->oneshot)) {
+    const char *conflict = NULL;
+    if (c->engine == ENGINE_POSIX_AIO && (c->sqpoll || c->oneshot || c->task_run != TASK_RUN_BEST))
+        conflict = "--sqpoll, --oneshot and --task-run apply to the uring engine only";
+    else if (c->sqpoll && c->task_run != TASK_RUN_BEST)
+        conflict = "--task-run does not apply with --sqpoll (the polling thread runs the task work)";
+    if (conflict) {
+        /* The usage shows the defaults, not what was parsed. */
         struct server_options defaults = server_options_defaults(DEFAULT_PORT);
-        struct choices default_choices = {.engine = ENGINE_AUTO};
+        struct choices default_choices = {.engine = ENGINE_AUTO, .task_run = TASK_RUN_BEST};
         describe_options(model, &default_choices);
-        server_usage_error(SUMMARY, &defaults, model, 3, "--%s applies to the uring engine only",
-                           c->sqpoll ? "sqpoll" : "oneshot");
+        server_usage_error(SUMMARY, &defaults, model, MODEL_OPTIONS, "%s", conflict);
     }
 }
 
@@ -99,13 +114,15 @@ static void explain_unavailable(int err, char *why, size_t len)
         snprintf(why, len, "io_uring_setup: %s", strerror(err));
 }
 
-/* --sqpoll can be refused where io_uring itself is allowed (before 5.11 it
- * needed CAP_SYS_ADMIN and registered files): that is the user's explicit
- * request failing, so it is an error, not a fallback. */
-static noreturn void sqpoll_refused(int err)
+/* --sqpoll (before 5.11 it needed CAP_SYS_ADMIN and registered files) or a
+ * task-run mode can be refused where io_uring itself is allowed: that is
+ * the user's explicit request failing, so an error, not a fallback. */
+static noreturn void request_refused(const struct uring_options *options, int err)
 {
-    die("--sqpoll is not permitted here: %s%s", strerror(err),
-        err == EPERM || err == EOPNOTSUPP ? " (it needs Linux 5.11, or CAP_SYS_ADMIN before that)" : "");
+    if (options->sqpoll)
+        die("--sqpoll is not permitted here: %s%s", strerror(err),
+            err == EPERM || err == EOPNOTSUPP ? " (it needs Linux 5.11, or CAP_SYS_ADMIN before that)" : "");
+    die("--task-run %s is refused by this kernel: %s", task_run_names[options->task_run], strerror(err));
 }
 
 /* NULL if io_uring is unusable here, with the reason in why. */
@@ -116,13 +133,13 @@ static struct uring_server *try_uring(const struct engine_setup *setup, const st
     if (srv)
         return srv;
     int err = errno;
-    if (options->sqpoll) {
-        struct uring_options plain = *options;
-        plain.sqpoll = false;
+    if (options->sqpoll || options->task_run != TASK_RUN_BEST) {
+        /* Is it what was asked for, or io_uring itself? */
+        struct uring_options plain = {.task_run = TASK_RUN_BEST, .oneshot = options->oneshot};
         struct uring_server *probe = uring_server_create(setup, &plain);
         if (probe) {
             uring_server_destroy(probe);
-            sqpoll_refused(err);
+            request_refused(options, err);
         }
         err = errno;
     }
@@ -151,15 +168,14 @@ int main(int argc, char **argv)
         .stats = stats_create(),
     };
 
+    char why[256] = "";
     struct uring_server *uring = NULL;
     if (c.engine != ENGINE_POSIX_AIO) {
-        struct uring_options options = {.sqpoll = c.sqpoll, .oneshot = c.oneshot};
-        char why[256];
+        struct uring_options options = {
+            .task_run = (enum ring_task_run)c.task_run, .sqpoll = c.sqpoll, .oneshot = c.oneshot};
         uring = try_uring(&setup, &options, why, sizeof why);
         if (!uring && c.engine == ENGINE_URING)
             die("io_uring is unavailable: %s", why);
-        if (!uring)
-            log_event("io_uring unavailable (%s): async with posix-aio instead", why);
     }
     if (uring) {
         char features[256];
@@ -169,7 +185,10 @@ int main(int argc, char **argv)
         uring_server_run(uring, &wait_mask);
         uring_server_destroy(uring);
     } else {
-        log_event("async with posix-aio: aio_read and aio_write, completions by real-time signal");
+        if (c.engine == ENGINE_AUTO)
+            log_event("async with posix-aio, as io_uring is unavailable: %s", why);
+        else
+            log_event("async with posix-aio: aio_read and aio_write, each completion a real-time signal");
         announce_listening(setup.listen_fd);
         posix_aio_server_run(&setup);
     }

@@ -46,10 +46,13 @@ enum {
     CQ_ENTRIES = 4 * SQ_ENTRIES,
     SQPOLL_IDLE_MS = 1000,
 
-    /* The buffer ring: the kernel picks any free buffer when data arrives. */
+    /* The buffer ring: the kernel picks any buffer it offers when data
+     * arrives. It offers RING_WINDOW at a time, from a pool of up to
+     * MAX_RING_BUFFERS (see buffer_ring.h). */
     BUFFER_GROUP = 0,
-    RING_BUFFERS = 1024,
+    RING_WINDOW = 512,
     RING_BUFFER_SIZE = 4096,
+    MAX_RING_BUFFERS = 32768,
     /* A connection stops receiving once this many buffers wait for their
      * echo: the same 64 KiB bound as the other servers' connection buffer. */
     QUEUE_LIMIT = CONN_BUFFER_SIZE / RING_BUFFER_SIZE,
@@ -550,12 +553,11 @@ static void handle_completion(struct uring_server *srv, const struct io_uring_cq
     keep_accepting(srv);
 }
 
-/* Buffers given back during the batch become visible to the kernel at
- * once; then as many waiting connections re-arm as there are buffers. */
+/* Buffers given back during the batch go back into the ring, all at once;
+ * then as many waiting connections re-arm as the ring offers buffers. */
 static void return_buffers_and_resume(struct uring_server *srv)
 {
-    buffer_ring_publish(&srv->buffers);
-    unsigned available = buffer_ring_available(&srv->buffers);
+    unsigned available = buffer_ring_refill(&srv->buffers);
     while (srv->waiting_first && available > 0) {
         struct connection *conn = srv->waiting_first;
         stop_waiting_for_buffers(srv, conn);
@@ -610,6 +612,7 @@ struct uring_server *uring_server_create(const struct engine_setup *setup, const
     if (!srv)
         die("out of memory");
     struct ring_config config = {
+        .task_run = options->task_run,
         .sq_entries = SQ_ENTRIES,
         .cq_entries = CQ_ENTRIES,
         .sqpoll = options->sqpoll,
@@ -641,10 +644,13 @@ struct uring_server *uring_server_create(const struct engine_setup *setup, const
 
     srv->multishot_accept = srv->multishot_recv = !options->oneshot;
     if (!options->oneshot) {
-        rc = buffer_ring_create(&srv->buffers, &srv->ring, BUFFER_GROUP, RING_BUFFERS, RING_BUFFER_SIZE);
+        /* Enough for every connection to hold its 64 KiB, up to a cap. */
+        long pool = srv->max_clients * QUEUE_LIMIT;
+        unsigned count = pool > MAX_RING_BUFFERS ? MAX_RING_BUFFERS : pool < RING_WINDOW ? RING_WINDOW : (unsigned)pool;
+        rc = buffer_ring_create(&srv->buffers, &srv->ring, BUFFER_GROUP, RING_WINDOW, count, RING_BUFFER_SIZE);
         if (rc == 0) {
             srv->have_buffer_ring = true;
-            srv->queue_links = calloc(RING_BUFFERS, sizeof *srv->queue_links);
+            srv->queue_links = calloc(count, sizeof *srv->queue_links);
             if (!srv->queue_links)
                 die("out of memory");
         } else if (rc != -EINVAL) {
@@ -658,8 +664,8 @@ void uring_server_describe(const struct uring_server *srv, char *out, size_t len
 {
     char receive[96];
     if (srv->have_buffer_ring)
-        snprintf(receive, sizeof receive, "%s recv into a ring of %d x %d-byte buffers",
-                 srv->multishot_recv ? "multishot" : "one-shot", RING_BUFFERS, RING_BUFFER_SIZE);
+        snprintf(receive, sizeof receive, "%s recv into %d-byte buffers from a ring (%d at a time, %u in all)",
+                 srv->multishot_recv ? "multishot" : "one-shot", RING_BUFFER_SIZE, RING_WINDOW, srv->buffers.count);
     else
         snprintf(receive, sizeof receive, "one-shot recv into each connection's %d-byte buffer", CONN_BUFFER_SIZE);
     snprintf(out, len, "%s accept, %s, %s%s", srv->multishot_accept ? "multishot" : "one-shot", receive,
