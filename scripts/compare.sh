@@ -127,6 +127,7 @@ run_one() {
         echo "not built"
         return
     fi
+    : >"$work/ready" # emptied here, not by the background job: never read the last run's port
     # shellcheck disable=SC2086 # $server_cpu is a command prefix or nothing
     $server_cpu "$bin/$program" -p 0 -q --max-clients $((conns + 16)) "$@" >"$work/ready" 2>"$work/log" &
     server_pid=$!

@@ -78,7 +78,8 @@ for program in "$server" "$bin/client"; do
 done
 mkdir -p "$out"
 base=$out/$name
-rm -f "$base".strace "$base".events "$base".ready
+rm -f "$base".strace "$base".events
+: >"$base.ready" # exists (empty) before the server starts: no stale or missing readiness line
 
 strace_pid= server_pid=
 stop_everything() {
