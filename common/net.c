@@ -98,20 +98,25 @@ void announce_listening(int listen_fd)
         die_errno("stdout");
 }
 
-int accept_connection(int listen_fd, bool nonblocking, char peer[ADDR_STRLEN])
+int accept_connection_from(int listen_fd, bool nonblocking, char peer[ADDR_STRLEN], struct sockaddr_storage *addr)
 {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
+    socklen_t len = sizeof *addr;
     int flags = SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0);
-    int fd = accept4(listen_fd, (struct sockaddr *)&ss, &len, flags);
+    int fd = accept4(listen_fd, (struct sockaddr *)addr, &len, flags);
     if (fd < 0)
         return -1;
     /* Echo traffic is many small messages: Nagle would hold each reply back
      * waiting for the peer's delayed ACK. A socket that is no longer TCP
      * (the peer already left) may refuse; that is not worth failing over. */
     (void)set_nodelay(fd);
-    format_sockaddr((struct sockaddr *)&ss, peer, ADDR_STRLEN);
+    format_sockaddr((struct sockaddr *)addr, peer, ADDR_STRLEN);
     return fd;
+}
+
+int accept_connection(int listen_fd, bool nonblocking, char peer[ADDR_STRLEN])
+{
+    struct sockaddr_storage ss;
+    return accept_connection_from(listen_fd, nonblocking, peer, &ss);
 }
 
 bool accept_error_is_transient(int err)

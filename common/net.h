@@ -25,6 +25,12 @@ void announce_listening(int listen_fd);
  * with errno set by accept4 (the caller decides what that means). */
 int accept_connection(int listen_fd, bool nonblocking, char peer[ADDR_STRLEN]);
 
+/* The same, also handing back the peer's address as accept4 reported it,
+ * for a server that must check who connected (ftpd's passive data ports).
+ * Unlike a later getpeername(), it is there even if the peer has already
+ * reset the connection. */
+int accept_connection_from(int listen_fd, bool nonblocking, char peer[ADDR_STRLEN], struct sockaddr_storage *addr);
+
 /* What an accept error means for the loop that made it. */
 bool accept_error_is_transient(int err);  /* the peer went away, EINTR...: try the next one */
 bool accept_error_is_exhaustion(int err); /* EMFILE, ENFILE, ENOBUFS, ENOMEM: back off */
