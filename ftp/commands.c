@@ -445,14 +445,21 @@ static void refuse_transfer(struct session *s, struct transfer *t)
     data_abort(s);
 }
 
-/* 425 unless PASV/EPSV/PORT/EPRT came first; checked before any file is
- * opened so that a refusal leaves nothing behind. */
-static bool data_prepared_or_refuse(struct session *s)
+/* The start of every transfer command: 425 unless PASV/EPSV/PORT/EPRT
+ * came first (checked before any file is opened, so a refusal leaves
+ * nothing behind), then the path, or 550 and the prepared connection
+ * closed. */
+static bool prepare_transfer(struct session *s, const char *arg, struct transfer *t)
 {
-    if (data_is_prepared(s))
-        return true;
-    session_reply(s, 425, "Use PASV, EPSV, PORT or EPRT first");
-    return false;
+    if (!data_is_prepared(s)) {
+        session_reply(s, 425, "Use PASV, EPSV, PORT or EPRT first");
+        return false;
+    }
+    if (!resolve(s, arg, t->what)) {
+        data_abort(s);
+        return false;
+    }
+    return true;
 }
 
 static void cmd_retr(struct session *s, const char *arg)
@@ -461,7 +468,7 @@ static void cmd_retr(struct session *s, const char *arg)
     s->restart_offset = 0;
     struct transfer t = transfer_blank();
     struct stat st;
-    if (!data_prepared_or_refuse(s) || !resolve(s, arg, t.what))
+    if (!prepare_transfer(s, arg, &t))
         return;
     /* O_NONBLOCK: opening a FIFO must not wait for a writer. */
     t.file_fd = path_open(config(s)->root_fd, t.what, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
@@ -485,43 +492,54 @@ static void cmd_retr(struct session *s, const char *arg)
 
 /* STOR: written under a temporary name in the same directory, renamed over
  * the target only once complete, so a cut connection or a shutdown never
- * leaves half a file under the real name. */
+ * leaves half a file under the real name. Replies 550 itself on failure. */
 static bool open_temporary_upload(struct session *s, struct transfer *t)
 {
     struct stat st;
     t->dir_fd = path_open_parent(config(s)->root_fd, t->what, t->final_name, sizeof t->final_name);
-    if (t->dir_fd < 0)
+    if (t->dir_fd < 0) {
+        reply_path_error(s, t->what, errno);
         return false;
+    }
     if (fstatat(t->dir_fd, t->final_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
-        errno = EISDIR;
+        reply_path_error(s, t->what, EISDIR);
         return false;
     }
     snprintf(t->temp_name, sizeof t->temp_name, ".%.200s.ftpd-%ld-%lu.part", t->final_name, (long)getpid(),
              ++s->server->uploads_started);
     t->file_fd = openat(t->dir_fd, t->temp_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (t->file_fd < 0) {
-        t->temp_name[0] = '\0';
+        t->temp_name[0] = '\0'; /* not ours to remove */
+        reply_path_error(s, t->what, errno);
         return false;
     }
     return true;
 }
 
 /* APPE, and STOR after REST: by definition they extend the file that is
- * there, so they write in place. */
+ * there, so they write in place. Replies itself on failure. */
 static bool open_in_place_upload(struct session *s, struct transfer *t, bool append, off_t offset)
 {
     struct stat st;
     int flags = O_WRONLY | O_CREAT | O_NONBLOCK | O_NOCTTY | (append ? O_APPEND : 0);
     t->file_fd = path_open(config(s)->root_fd, t->what, flags, 0644);
-    if (t->file_fd < 0 || fstat(t->file_fd, &st) < 0)
-        return false;
-    if (!S_ISREG(st.st_mode)) {
-        errno = EINVAL;
+    if (t->file_fd < 0 || fstat(t->file_fd, &st) < 0) {
+        reply_path_error(s, t->what, errno);
         return false;
     }
-    if (!append && (offset > st.st_size || ftruncate(t->file_fd, offset) < 0 ||
-                    lseek(t->file_fd, offset, SEEK_SET) < 0)) {
-        errno = offset > st.st_size ? ESPIPE : errno;
+    if (!S_ISREG(st.st_mode)) {
+        session_reply(s, 550, "%s: Not a regular file", t->what);
+        return false;
+    }
+    if (append)
+        return true;
+    if (offset > st.st_size) {
+        session_reply(s, 554, "Restart offset %lld is beyond the end of the file", (long long)offset);
+        return false;
+    }
+    /* What was after the offset is replaced by what the client sends. */
+    if (ftruncate(t->file_fd, offset) < 0 || lseek(t->file_fd, offset, SEEK_SET) < 0) {
+        reply_path_error(s, t->what, errno);
         return false;
     }
     return true;
@@ -532,18 +550,11 @@ static void start_upload(struct session *s, const char *arg, bool append)
     off_t offset = s->restart_offset;
     s->restart_offset = 0;
     struct transfer t = transfer_blank();
-    if (!data_prepared_or_refuse(s) || !resolve(s, arg, t.what))
+    if (!prepare_transfer(s, arg, &t))
         return;
     bool opened = (append || offset > 0) ? open_in_place_upload(s, &t, append, offset)
                                          : open_temporary_upload(s, &t);
     if (!opened) {
-        int err = errno;
-        if (err == ESPIPE)
-            session_reply(s, 554, "Restart offset %lld is beyond the end of the file", (long long)offset);
-        else if (err == EINVAL)
-            session_reply(s, 550, "%s: Not a regular file", t.what);
-        else
-            reply_path_error(s, t.what, err);
         refuse_transfer(s, &t);
         return;
     }
@@ -603,7 +614,7 @@ static void start_listing(struct session *s, const char *arg, enum listing_forma
     struct transfer t = transfer_blank();
     t.kind = TRANSFER_SEND_LISTING;
     t.format = format;
-    if (!data_prepared_or_refuse(s) || !resolve(s, skip_ls_options(arg), t.what))
+    if (!prepare_transfer(s, skip_ls_options(arg), &t))
         return;
     int fd = path_open(config(s)->root_fd, t.what, O_RDONLY | O_DIRECTORY, 0);
     if (fd >= 0) {

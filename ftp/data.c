@@ -96,6 +96,18 @@ static void fail_transfer(struct session *s, int code, const char *fmt, ...)
     session_reply(s, code, "%s", text);
 }
 
+/* The prepared data connection cannot be made. With a transfer waiting on
+ * it that transfer fails (425); without one, the channel is just closed and
+ * the next transfer command gets 425 for want of a PASV: never a reply
+ * the client did not ask for. */
+static void drop_data_channel(struct session *s, const char *what)
+{
+    if (data_transfer_active(s))
+        fail_transfer(s, 425, "%s: %s", what, strerror(errno));
+    else
+        data_abort(s);
+}
+
 /* -- addresses ------------------------------------------------------------ */
 
 /* The IPv4 address of sa, also when it is IPv4 seen through an IPv6
@@ -317,20 +329,23 @@ static void on_passive_accept(struct loop *loop, int fd, int ready, void *data)
     (void)ready;
     struct session *s = data;
     struct sockaddr_storage peer_addr;
-    socklen_t len = sizeof peer_addr;
     char peer[ADDR_STRLEN];
 
-    int conn = accept_connection(fd, true, peer);
+    /* The address accept4 reports, not a later getpeername(): a client that
+     * connected and reset at once is still told apart from an intruder (its
+     * transfer then fails with 426 instead of waiting for ever). */
+    int conn = accept_connection_from(fd, true, peer, &peer_addr);
     if (conn < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && !accept_error_is_transient(errno))
-            fail_transfer(s, 425, "Cannot accept the data connection: %s", strerror(errno));
-    } else if (getpeername(conn, (struct sockaddr *)&peer_addr, &len) < 0 || !same_host(&peer_addr, &s->peer_addr)) {
+            drop_data_channel(s, "Cannot accept the data connection");
+    } else if (!same_host(&peer_addr, &s->peer_addr)) {
         /* Someone else raced for the port: refused, keep waiting. */
         log_event("fd %d: refused data connection from %s", s->control_fd, peer);
         close(conn);
     } else if (!loop_can_watch(s->server->loop, conn)) {
         close(conn);
-        fail_transfer(s, 425, "Cannot open data connection: too many connections");
+        errno = EMFILE;
+        drop_data_channel(s, "Cannot open data connection");
     } else {
         log_verbose("fd %d: data connection fd %d from %s", s->control_fd, conn, peer);
         close_watched(s, &s->data.listen_fd);

@@ -36,8 +36,19 @@ static int fold_components(char *out, size_t *len, const char *text)
     return 0;
 }
 
+/* Control characters (a CR, say) make names no listing can frame. */
+static bool has_control_character(const char *text)
+{
+    for (; *text; text++)
+        if ((unsigned char)*text < 0x20 || *text == 0x7f)
+            return true;
+    return false;
+}
+
 int path_join(const char *cwd, const char *arg, char out[VPATH_MAX])
 {
+    if (has_control_character(arg))
+        return EINVAL;
     size_t len = 0;
     int err = arg[0] == '/' ? 0 : fold_components(out, &len, cwd);
     if (err == 0)
@@ -120,6 +131,8 @@ const char *path_error_text(int err)
         return "File exists";
     case ENOTEMPTY:
         return "Directory not empty";
+    case EINVAL:
+        return "File name not allowed";
     case ENAMETOOLONG:
         return "File name too long";
     case ENOSPC:

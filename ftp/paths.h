@@ -26,7 +26,8 @@
 enum { VPATH_MAX = 1024 };
 
 /* Joins arg (absolute "/a/b" or relative to cwd) and normalises it into
- * out. Returns 0, EXDEV if it would climb above the root, or ENAMETOOLONG. */
+ * out. Returns 0, EXDEV if it would climb above the root, ENAMETOOLONG,
+ * or EINVAL for a control character (no listing could show that name). */
 int path_join(const char *cwd, const char *arg, char out[VPATH_MAX]);
 
 /* Opens a virtual path beneath root_fd (openat2 RESOLVE_BENEATH). flags as

@@ -600,6 +600,8 @@ def test_protocol_basics_and_replies():
         assert c.command("RETR")[0] == 501  # argument missing
         assert c.command("PWD extra")[0] == 501  # argument where none belongs
         assert c.command("REST -5")[0] == 501
+        assert c.command("MKD bad\rname")[0] == 550  # a name no listing could frame
+        assert c.command("MKD bad\x1bname")[0] == 550
         assert c.command("REST 10")[0] == 350
         assert c.command("ABOR")[0] == 225
         assert c.command('CWD quote"d')[0] == 250
