@@ -14,6 +14,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -516,6 +517,31 @@ def test_passive_port_accepts_only_the_control_peer():
         assert c.command("RETR f.txt")[0] == 150
         assert recv_all(data) == b"only for you"
         assert c.reply()[0] == 226
+        c.close()
+
+
+def test_data_connection_reset_before_accept_fails_the_transfer():
+    """A client whose data connection is reset before the server accepts
+    it gets 426 for its transfer, not silence: the peer check uses the
+    address accept4 reports, which survives the reset."""
+    with served_tree(files={"f.txt": b"x" * 100_000}) as (srv, root):
+        c = Control(srv)
+        code, text = c.command("EPSV")
+        port = int(re.search(r"\(\|\|\|(\d+)\|\)", text).group(1))
+        srv.signal(signal.SIGSTOP)  # so the reset surely comes before the accept
+        try:
+            harness.wait_until(lambda: harness.process_state(srv.proc.pid) == "T", 10, "ftpd to stop")
+            data = harness.connect(port, srv.host)
+            data.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            data.close()
+            c.send(b"RETR f.txt\r\n")
+        finally:
+            srv.signal(signal.SIGCONT)
+        first = c.reply()[0]
+        if first == 150:
+            first = c.reply()[0]
+        assert first in (425, 426), first
+        assert c.command("NOOP")[0] == 200
         c.close()
 
 
