@@ -122,7 +122,8 @@ static void on_listener_readable(struct loop *loop, int listen_fd, int ready, vo
     struct ftp_server *server = data;
     for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
         char peer[ADDR_STRLEN];
-        int fd = accept_connection(listen_fd, true, peer);
+        struct sockaddr_storage peer_addr;
+        int fd = accept_connection_from(listen_fd, true, peer, &peer_addr);
         if (fd < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return;
@@ -140,7 +141,7 @@ static void on_listener_readable(struct loop *loop, int listen_fd, int ready, vo
         else if (!loop_can_watch(loop, fd))
             refuse_client(fd, "descriptor beyond what the loop can watch");
         else
-            session_open(server, fd);
+            session_open(server, fd, &peer_addr);
     }
 }
 

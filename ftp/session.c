@@ -43,22 +43,19 @@ static void table_remove(struct ftp_server *server, struct session *s)
     server->session_count--;
 }
 
-/* The addresses the security checks compare against, and the urgent-data
+/* The local address passive listeners bind to, and the urgent-data
  * setting ABOR needs: clients send it as TCP urgent data (the Telnet
  * "Synch"), which must stay in the byte stream to be read as a line. */
 static bool prepare_control_socket(struct session *s)
 {
-    socklen_t len = sizeof s->peer_addr;
-    if (getpeername(s->control_fd, (struct sockaddr *)&s->peer_addr, &len) < 0)
-        return false;
-    len = sizeof s->local_addr;
+    socklen_t len = sizeof s->local_addr;
     if (getsockname(s->control_fd, (struct sockaddr *)&s->local_addr, &len) < 0)
         return false;
     int on = 1;
     return setsockopt(s->control_fd, SOL_SOCKET, SO_OOBINLINE, &on, sizeof on) == 0;
 }
 
-void session_open(struct ftp_server *server, int fd)
+void session_open(struct ftp_server *server, int fd, const struct sockaddr_storage *peer_addr)
 {
     struct session *s = calloc(1, sizeof *s);
     if (!s) {
@@ -68,6 +65,7 @@ void session_open(struct ftp_server *server, int fd)
     }
     s->server = server;
     s->control_fd = fd;
+    s->peer_addr = *peer_addr;
     strcpy(s->cwd, "/");
     s->last_activity_ms = monotonic_ms();
     data_init(&s->data);

@@ -72,9 +72,10 @@ struct session {
     struct data_channel data;
 };
 
-/* Takes a freshly accepted control connection: greets it (220) and
- * watches it. On failure the descriptor is closed and a line logged. */
-void session_open(struct ftp_server *server, int fd);
+/* Takes a freshly accepted control connection and its peer's address:
+ * greets it (220) and watches it. On failure the descriptor is closed and
+ * a line logged. */
+void session_open(struct ftp_server *server, int fd, const struct sockaddr_storage *peer_addr);
 
 /* Closes everything the session holds and frees it. */
 void session_destroy(struct session *s);
