@@ -61,7 +61,7 @@ struct session {
     bool epsv_all;               /* EPSV ALL: only EPSV from now on (RFC 2428) */
     long long last_activity_ms;
 
-    const char *close_reason;    /* non-NULL: close once the replies are flushed */
+    const char *close_reason;    /* non-NULL: closed when this event ends, after a last flush */
 
     size_t in_len;
     bool discarding;             /* inside a line that was too long */
@@ -86,7 +86,8 @@ void session_reply(struct session *s, int code, const char *fmt, ...) PRINTF_LIK
 /* Queues preformatted text (a multi-line reply, CRLFs included). */
 void session_reply_raw(struct session *s, const char *text, size_t len);
 
-/* Marks the session to be closed once its replies are flushed. */
+/* Marks the session to be closed at the end of the current event, once
+ * its replies have had one last chance to leave. */
 void session_close_later(struct session *s, const char *reason);
 
 /* Called at the end of every event handler that touched the session: runs
