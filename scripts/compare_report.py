@@ -73,9 +73,11 @@ def show(value, digits=1):
 
 
 def where_measured():
-    """The machine and the date, so that figures quoted later say where they come from."""
-    return "%s, %d CPUs, Linux %s, %s" % (platform.node(), os.cpu_count() or 0, platform.release(),
-                                          datetime.datetime.now().strftime("%Y-%m-%d %H:%M"))
+    """The machine, the date and how busy it was (other work shares the CPUs),
+    so that figures quoted later say where they come from."""
+    return "%s, %d CPUs, Linux %s, %s, load average %.1f" % (
+        platform.node(), os.cpu_count() or 0, platform.release(),
+        datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), os.getloadavg()[0])
 
 
 def print_table(runs, baseline, out=sys.stdout):

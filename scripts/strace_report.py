@@ -135,6 +135,13 @@ class Lane:
     def label(self):
         return {"main": "main", "thread": "thread", "process": "child process"}[self.role] + " %d" % self.pid
 
+    def sentence_subject(self, lanes):
+        """"The main thread (pid 12)", "Thread 13", "Child process 14"."""
+        if self.role != "main":
+            return self.label[0].upper() + self.label[1:]
+        threaded = any(lane.role == "thread" for lane in lanes)
+        return "The main %s (pid %d)" % ("thread" if threaded else "process", self.pid)
+
 
 class Trace:
     def __init__(self):
@@ -386,7 +393,7 @@ def verdict(trace, events):
     for lane in lanes:
         waited, _ = phase_summary(lane.calls)
         blocked = sorted(((v[1], name, v[0]) for name, v in waited.items() if v[1] > 0), reverse=True)
-        who = "The server" if len(lanes) == 1 else "Its %s" % lane.label
+        who = "The server" if len(lanes) == 1 else lane.sentence_subject(lanes)
         if lane.role != "main" and len(lanes) > 3:
             continue  # helpers are summed up below, not one by one
         if blocked:
