@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Races every server variant under the same load, one after another.
 #
-#   scripts/compare.sh [-c LIST] [-s BYTES] [-d SECONDS] [-w SECONDS] [-o DIR]
+#   scripts/compare.sh [-c LIST] [-s BYTES] [-d SECONDS] [-w SECONDS] [-m TEXT] [-o DIR]
 #
 #   -c LIST     connection counts (default 1,10,100)
 #   -s BYTES    message size (default 64)
 #   -d SECONDS  measured time per run (default 3)
 #   -w SECONDS  warm-up per run, not measured (default 0.5)
+#   -m TEXT     only the variants whose name contains TEXT (e.g. -m multiplexing)
 #   -o DIR      where compare.csv and compare.svg go (default results/)
 #
 # Each run: start the server, load it with `bin/client bench` (closed loop),
@@ -20,18 +21,19 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 bin=${BIN:-$root/bin}
-conns_list=1,10,100 size=64 seconds=3 warmup=0.5 out=$root/results
+conns_list=1,10,100 size=64 seconds=3 warmup=0.5 only= out=$root/results
 
 usage() {
-    sed -n '4,11p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '4,12p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
-while getopts c:s:d:w:o:h flag; do
+while getopts c:s:d:w:m:o:h flag; do
     case $flag in
     c) conns_list=$OPTARG ;;
     s) size=$OPTARG ;;
     d) seconds=$OPTARG ;;
     w) warmup=$OPTARG ;;
+    m) only=$OPTARG ;;
     o) out=$OPTARG ;;
     *) usage ;;
     esac
@@ -56,6 +58,15 @@ variants=(
     "async-uring             server-async --engine uring"
     "async-posix-aio         server-async --engine posix-aio"
 )
+
+if [[ -n $only ]]; then
+    chosen=()
+    for line in "${variants[@]}"; do
+        [[ ${line%% *} == *"$only"* ]] && chosen+=("$line")
+    done
+    ((${#chosen[@]})) || { echo "compare.sh: no variant name contains '$only'" >&2; exit 2; }
+    variants=("${chosen[@]}")
+fi
 
 server_cpu= client_cpu=
 if (($(nproc) >= 2)); then
@@ -152,6 +163,8 @@ run_one() {
         sleep 0.05
     done
     after=$(server_counters "$server_pid")
+    [[ -n $(cat /proc/"$server_pid"/task/*/children 2>/dev/null) ]] &&
+        status="children not reaped in 5 s: CPU and calls undercounted"
     kill -0 "$server_pid" 2>/dev/null || status="server died"
     stop_server
     json=$(tail -n 1 "$work/bench")

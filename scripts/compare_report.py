@@ -87,11 +87,12 @@ def print_table(runs, baseline, out=sys.stdout):
               "| read+write calls/msg | msgs/s vs base | CPU/msg vs base |\n")
     out.write("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
     for run in runs:
-        if run["status"] != "ok":
+        if run.get("msgs_per_sec") is None:
             out.write("| %s | %d | %s | | | | | | | | |\n" % (run["variant"], run["conns"], run["status"]))
             continue
+        name = run["variant"] if run["status"] == "ok" else "%s (%s)" % (run["variant"], run["status"])
         out.write("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" % (
-            run["variant"], run["conns"], show(run["msgs_per_sec"], 0), show(run["p50_us"]), show(run["p99_us"]),
+            name, run["conns"], show(run["msgs_per_sec"], 0), show(run["p50_us"]), show(run["p99_us"]),
             show(run["p999_us"]), run["stalled"], show(run.get("cpu_us_per_msg")),
             show(run.get("syscalls_per_msg"), 2), show(run["msgs_per_sec_vs_baseline"], 2),
             show(run["cpu_per_msg_vs_baseline"], 2)))
@@ -121,7 +122,7 @@ def draw(runs, path):
         values, notes = {}, {}
         for run in runs:
             cell = (run["variant"], "%d conns" % run["conns"])
-            values[cell] = run.get(key) if run["status"] == "ok" else None
+            values[cell] = run.get(key)
             if run["status"] != "ok":
                 notes[cell] = run["status"][:30]
             elif run.get("stalled"):
