@@ -13,9 +13,11 @@
 # Each run: start the server, load it with `bin/client bench` (closed loop),
 # and read from /proc what the server spent while the client measured: CPU
 # time (/proc/PID/stat: user + system, its threads and its children
-# included) and read/write system calls (/proc/PID/io: syscr, syscw). With
-# two CPUs or more, the server runs on CPU 0 and the client on CPU 1, so the
-# two never fight for one core. BIN=DIR takes the programs from elsewhere.
+# included) and read/write system calls (/proc/PID/io: syscr, syscw), and
+# how busy the whole machine was (/proc/stat), so that CPU taken by other
+# programs shows in the results instead of hiding in them. With two CPUs or
+# more, the server runs on CPU 0 and the client on CPU 1, so the two never
+# fight for one core. BIN=DIR takes the programs from elsewhere.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -82,7 +84,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-printf 'variant\tconns\tstatus\tcpu_ticks\tsyscr\tsyscw\tbench_json\n' >"$raw"
+printf 'variant\tconns\tstatus\tcpu_ticks\tsyscr\tsyscw\tbusy_ticks\tbench_json\n' >"$raw"
 
 # "TICKS SYSCR SYSCW" spent so far by the server, its threads and its
 # children: the children still running are added one by one, the reaped ones
@@ -102,6 +104,13 @@ server_counters() {
         done < <(cat /proc/"$p"/io 2>/dev/null) # a child may have just exited
     done
     echo "$ticks $reads $writes"
+}
+
+# Ticks all CPUs spent doing anything (the first line of /proc/stat, less idle and iowait).
+machine_busy_ticks() {
+    local label user nice system idle iowait irq softirq steal rest
+    read -r label user nice system idle iowait irq softirq steal rest </proc/stat
+    echo $((user + nice + system + irq + softirq + steal))
 }
 
 # Waits (bounded) for the readiness line; prints the port, or nothing.
@@ -132,9 +141,9 @@ stop_server() {
 run_one() {
     local name=$1 program=$2 conns=$3
     shift 3
-    local status=ok json="" before after port tries client_pid client_status=0
+    local status=ok json="" before after busy_before busy_after port tries client_pid client_status=0
     if [[ ! -x $bin/$program ]]; then
-        printf '%s\t%s\tnot built\t\t\t\t\n' "$name" "$conns" >>"$raw"
+        printf '%s\t%s\tnot built\t\t\t\t\t\n' "$name" "$conns" >>"$raw"
         echo "not built"
         return
     fi
@@ -145,7 +154,7 @@ run_one() {
     port=$(wait_ready "$work/ready" "$server_pid")
     if [[ -z $port ]]; then
         status="unavailable: $(head -n 1 "$work/log" | tr '\t' ' ')"
-        printf '%s\t%s\t%s\t\t\t\t\n' "$name" "$conns" "$status" >>"$raw"
+        printf '%s\t%s\t%s\t\t\t\t\t\n' "$name" "$conns" "$status" >>"$raw"
         stop_server
         echo "$status"
         return
@@ -156,7 +165,9 @@ run_one() {
     client_pid=$!
     sleep "$warmup" # the client warms up this long before it counts: so do we
     before=$(server_counters "$server_pid")
+    busy_before=$(machine_busy_ticks)
     wait "$client_pid" || client_status=$?
+    busy_after=$(machine_busy_ticks)
     # A forked child's CPU reaches the parent's cutime when it is reaped.
     for ((tries = 0; tries < 100; tries++)); do
         [[ -z $(cat /proc/"$server_pid"/task/*/children 2>/dev/null) ]] && break
@@ -173,8 +184,8 @@ run_one() {
     fi
     read -r t0 r0 w0 <<<"$before"
     read -r t1 r1 w1 <<<"$after"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$conns" "$status" $((t1 - t0)) $((r1 - r0)) $((w1 - w0)) \
-        "$json" >>"$raw"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$conns" "$status" $((t1 - t0)) $((r1 - r0)) $((w1 - w0)) \
+        $((busy_after - busy_before)) "$json" >>"$raw"
     local rate stalled
     rate=$(sed -n 's/.*"msgs_per_sec":\([0-9.]*\).*/\1/p' <<<"$json")
     stalled=$(sed -n 's/.*"stalled":\([0-9]*\).*/\1/p' <<<"$json")

@@ -4,11 +4,13 @@
     compare_report.py RAW_TSV --ticks-per-second N [--baseline VARIANT] [--csv FILE] [--svg FILE]
 
 RAW_TSV has one row per run: variant, connections, status, the server's CPU
-ticks and read/write system calls while the client measured, and the
-client's --json line. From them: throughput, latency percentiles, stalled
-connections, server CPU time per message (the fair figure once the client's
-own core is saturated) and system calls per message, each also as a ratio
-to the baseline variant at the same connection count.
+ticks and read/write system calls while the client measured, the ticks all
+CPUs were busy meanwhile, and the client's --json line. From them:
+throughput, latency percentiles, stalled connections, server CPU time per
+message (the fair figure once the client's own core is saturated), system
+calls per message, each also as a ratio to the baseline variant at the same
+connection count, and how many cores other programs used during the run
+(more than a few tenths, and the run was disturbed).
 """
 import argparse
 import csv
@@ -22,7 +24,8 @@ import svg
 
 COLUMNS = ["variant", "conns", "size", "seconds", "msgs", "msgs_per_sec", "p50_us", "p99_us", "p999_us", "max_us",
            "stalled", "errors", "mismatches", "server_cpu_s", "cpu_us_per_msg", "reads_per_msg", "writes_per_msg",
-           "syscalls_per_msg", "msgs_per_sec_vs_baseline", "cpu_per_msg_vs_baseline", "status"]
+           "syscalls_per_msg", "client_cpu_s", "other_cpu_cores", "msgs_per_sec_vs_baseline",
+           "cpu_per_msg_vs_baseline", "status"]
 
 
 def read_runs(path, ticks_per_second):
@@ -42,6 +45,10 @@ def read_runs(path, ticks_per_second):
                 run["reads_per_msg"] = int(row["syscr"]) / msgs
                 run["writes_per_msg"] = int(row["syscw"]) / msgs
                 run["syscalls_per_msg"] = (int(row["syscr"]) + int(row["syscw"])) / msgs
+                run["client_cpu_s"] = bench.get("client_cpu_seconds")
+                if row.get("busy_ticks") and run["client_cpu_s"] is not None and bench["seconds"]:
+                    busy = int(row["busy_ticks"]) / ticks_per_second
+                    run["other_cpu_cores"] = max(busy - cpu - run["client_cpu_s"], 0.0) / bench["seconds"]
             elif run["status"] == "ok":
                 run["status"] = "no result from the client"
             runs.append(run)
@@ -84,18 +91,18 @@ def print_table(runs, baseline, out=sys.stdout):
     out.write("\nMeasured on %s. Ratios are against %s at the same connection count.\n\n"
               % (where_measured(), baseline))
     out.write("| variant | conns | msgs/s | p50 µs | p99 µs | p99.9 µs | stalled | server CPU µs/msg "
-              "| read+write calls/msg | msgs/s vs base | CPU/msg vs base |\n")
-    out.write("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+              "| read+write calls/msg | msgs/s vs base | CPU/msg vs base | other programs' CPU |\n")
+    out.write("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
     for run in runs:
         if run.get("msgs_per_sec") is None:
-            out.write("| %s | %d | %s | | | | | | | | |\n" % (run["variant"], run["conns"], run["status"]))
+            out.write("| %s | %d | %s | | | | | | | | | |\n" % (run["variant"], run["conns"], run["status"]))
             continue
         name = run["variant"] if run["status"] == "ok" else "%s (%s)" % (run["variant"], run["status"])
-        out.write("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" % (
+        out.write("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" % (
             name, run["conns"], show(run["msgs_per_sec"], 0), show(run["p50_us"]), show(run["p99_us"]),
             show(run["p999_us"]), run["stalled"], show(run.get("cpu_us_per_msg")),
             show(run.get("syscalls_per_msg"), 2), show(run["msgs_per_sec_vs_baseline"], 2),
-            show(run["cpu_per_msg_vs_baseline"], 2)))
+            show(run["cpu_per_msg_vs_baseline"], 2), show(run.get("other_cpu_cores"), 2)))
 
 
 def write_csv(runs, path):
