@@ -78,12 +78,15 @@ fi
 mkdir -p "$out"
 raw=$out/compare.raw.tsv
 work=$(mktemp -d)
-server_pid=
+server_pid= client_pid=
 cleanup() {
+    [[ -n $client_pid ]] && kill -KILL "$client_pid" 2>/dev/null
     [[ -n $server_pid ]] && kill -KILL "$server_pid" 2>/dev/null
     rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT # so that Ctrl-C (or TERM) also leaves no server behind
+trap 'exit 143' TERM
 printf 'variant\tconns\tstatus\tcpu_ticks\tsyscr\tsyscw\tbusy_ticks\tbench_json\n' >"$raw"
 
 # "TICKS SYSCR SYSCW" spent so far by the server, its threads and its
@@ -141,7 +144,7 @@ stop_server() {
 run_one() {
     local name=$1 program=$2 conns=$3
     shift 3
-    local status=ok json="" before after busy_before busy_after port tries client_pid client_status=0
+    local status=ok json="" before after busy_before busy_after port tries client_status=0
     if [[ ! -x $bin/$program ]]; then
         printf '%s\t%s\tnot built\t\t\t\t\t\n' "$name" "$conns" >>"$raw"
         echo "not built"
@@ -167,6 +170,7 @@ run_one() {
     before=$(server_counters "$server_pid")
     busy_before=$(machine_busy_ticks)
     wait "$client_pid" || client_status=$?
+    client_pid=
     busy_after=$(machine_busy_ticks)
     # A forked child's CPU reaches the parent's cutime when it is reaped.
     for ((tries = 0; tries < 100; tries++)); do

@@ -88,6 +88,8 @@ stop_everything() {
     return 0
 }
 trap stop_everything EXIT
+trap 'exit 130' INT # so that Ctrl-C (or TERM) also leaves no server behind
+trap 'exit 143' TERM
 
 # -f follows threads and children, -tt stamps each line with the time of day,
 # -T adds the time spent inside each call, -y names what a descriptor is
