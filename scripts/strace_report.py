@@ -4,7 +4,7 @@
     strace_report.py TRACE [--events FILE] [--title TEXT] [--svg FILE] [--json FILE]
 
 Prints, per process or thread, a table of its system calls (calls, EAGAIN,
-total and longest time inside, how many blocked for more than 1 ms), then
+total and longest time inside, how many took over 1 ms), then
 the two phases of the classic picture of an input operation:
 
   1. waiting for the data: the call sleeps until a peer has sent something
@@ -126,8 +126,6 @@ class Lane:
     pid: int
     role: str = "main"     # "main", "thread" or "process"
     parent: int = 0
-    first: float = 0.0
-    last: float = 0.0
     calls: list = field(default_factory=list)
     signals: dict = field(default_factory=lambda: defaultdict(int))
 
@@ -153,12 +151,12 @@ class Trace:
         self.day_offset = 0.0
         self.lines = 0
 
-    def lane(self, pid, t):
+    def lane(self, pid):
         if pid not in self.lanes:
-            self.lanes[pid] = Lane(pid, role="main" if not self.lanes else "thread", first=t, last=t)
-        lane = self.lanes[pid]
-        lane.last = max(lane.last, t)
-        return lane
+            # The first pid is the server itself; a later one is a thread
+            # until its clone line (often printed after its first call) says.
+            self.lanes[pid] = Lane(pid, role="main" if not self.lanes else "thread")
+        return self.lanes[pid]
 
     def clock(self, match):
         """-tt prints the time of day: add a day if the trace crossed midnight."""
@@ -177,7 +175,7 @@ class Trace:
         pid, t, rest = int(match["pid"]), self.clock(match), match["rest"]
         self.start = t if self.start is None else self.start
         self.end = t
-        lane = self.lane(pid, t)
+        lane = self.lane(pid)
         if rest.startswith("---"):
             signal = rest.split()[1]
             lane.signals[signal] += 1
@@ -200,7 +198,7 @@ class Trace:
         call = make_call(pid, started["name"], t, result, raw)
         call.args = started["args"]
         lane.calls.append(call)
-        self.note_clone(call, t)
+        self.note_clone(call)
 
     def resume(self, lane, pid, t, rest, raw):
         resumed = RESUMED.match(rest)
@@ -215,7 +213,7 @@ class Trace:
         if not result["secs"]:
             call.seconds = t - start
         lane.calls.append(call)
-        self.note_clone(call, t)
+        self.note_clone(call)
 
     def finish_pending(self, pid, t):
         """A process or thread ended inside a call (killed, or exit_group from
@@ -224,12 +222,12 @@ class Trace:
             name, start, args, first = self.pending.pop(pid)
             self.lanes[pid].calls.append(Call(pid, name, start, t - start, args, "?", "", first))
 
-    def note_clone(self, call, t):
+    def note_clone(self, call):
         """clone/fork returning a pid tells whether the new lane is a thread."""
         if call.name not in ("clone", "clone3", "fork", "vfork") or not call.ret.isdigit():
             return
         child = int(call.ret)
-        lane = self.lane(child, t)
+        lane = self.lane(child)
         lane.role = "thread" if "CLONE_THREAD" in call.args else "process"
         lane.parent = call.pid
 
