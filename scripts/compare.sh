@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Races every server variant under the same load, one after another.
 #
-#   scripts/compare.sh [-c LIST] [-s BYTES] [-d SECONDS] [-w SECONDS] [-m TEXT] [-o DIR]
+#   scripts/compare.sh [-c LIST] [-s BYTES] [-d SECONDS] [-w SECONDS] [-m WORD] [-o DIR]
 #
 #   -c LIST     connection counts (default 1,10,100)
 #   -s BYTES    message size (default 64)
 #   -d SECONDS  measured time per run (default 3)
 #   -w SECONDS  warm-up per run, not measured (default 0.5)
-#   -m TEXT     only the variants whose name contains TEXT (e.g. -m multiplexing)
+#   -m WORD     only the variants whose name has WORD between dashes
+#               (-m blocking: the three blocking ones, -m epoll, -m fork)
 #   -o DIR      where compare.csv and compare.svg go (default results/)
 #
 # Each run: start the server, load it with `bin/client bench` (closed loop),
@@ -26,7 +27,7 @@ bin=${BIN:-$root/bin}
 conns_list=1,10,100 size=64 seconds=3 warmup=0.5 only= out=$root/results
 
 usage() {
-    sed -n '4,12p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '4,13p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 while getopts c:s:d:w:m:o:h flag; do
@@ -64,9 +65,9 @@ variants=(
 if [[ -n $only ]]; then
     chosen=()
     for line in "${variants[@]}"; do
-        [[ ${line%% *} == *"$only"* ]] && chosen+=("$line")
+        [[ -${line%% *}- == *-"$only"-* ]] && chosen+=("$line")
     done
-    ((${#chosen[@]})) || { echo "compare.sh: no variant name contains '$only'" >&2; exit 2; }
+    ((${#chosen[@]})) || { echo "compare.sh: no variant is named after '$only'" >&2; exit 2; }
     variants=("${chosen[@]}")
 fi
 
