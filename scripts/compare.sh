@@ -1,47 +1,51 @@
 #!/usr/bin/env bash
 # Races every server variant under the same load, one after another.
 #
-#   scripts/compare.sh [-c LIST] [-s BYTES] [-d SECONDS] [-w SECONDS] [-m WORD] [-o DIR]
+#   scripts/compare.sh [-c LIST] [-s BYTES] [-d SECONDS] [-m WORD] [-o DIR]
 #
 #   -c LIST     connection counts (default 1,10,100)
 #   -s BYTES    message size (default 64)
-#   -d SECONDS  measured time per run (default 3)
-#   -w SECONDS  warm-up per run, not measured (default 0.5)
+#   -d SECONDS  time per run (default 3)
 #   -m WORD     only the variants whose name has WORD between dashes
 #               (-m blocking: the three blocking ones, -m epoll, -m fork)
 #   -o DIR      where compare.csv and compare.svg go (default results/)
 #
 # Each run: start the server, load it with `bin/client bench` (closed loop),
-# and read from /proc what the server spent while the client measured: CPU
-# time (/proc/PID/stat: user + system, its threads and its children
+# and read from /proc what the server spent meanwhile: CPU time
+# (/proc/PID/stat: user + system, its threads and its reaped children
 # included) and read/write system calls (/proc/PID/io: syscr, syscw), and
 # how busy the whole machine was (/proc/stat), so that CPU taken by other
 # programs shows in the results instead of hiding in them. With two CPUs or
 # more, the server runs on CPU 0 and the client on CPU 1, so the two never
 # fight for one core. BIN=DIR takes the programs from elsewhere.
+#
+# The client counts every message (no warm-up), and the server is read
+# before the client starts and after every connection has ended: so the
+# costs divide exactly what the server spent by every message it echoed.
+# (Read in the middle of a run, a server with a hundred busy children
+# cannot be caught at one instant.)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 bin=${BIN:-$root/bin}
-conns_list=1,10,100 size=64 seconds=3 warmup=0.5 only= out=$root/results
+conns_list=1,10,100 size=64 seconds=3 only= out=$root/results
 
 usage() {
-    sed -n '4,13p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '4,11p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
-while getopts c:s:d:w:m:o:h flag; do
+while getopts c:s:d:m:o:h flag; do
     case $flag in
     c) conns_list=$OPTARG ;;
     s) size=$OPTARG ;;
     d) seconds=$OPTARG ;;
-    w) warmup=$OPTARG ;;
     m) only=$OPTARG ;;
     o) out=$OPTARG ;;
     *) usage ;;
     esac
 done
-[[ $conns_list =~ ^[0-9]+(,[0-9]+)*$ && $size =~ ^[0-9]+$ && $seconds =~ ^[0-9.]+$ && $warmup =~ ^[0-9.]+$ ]] ||
+[[ $conns_list =~ ^[0-9]+(,[0-9]+)*$ && $size =~ ^[0-9]+$ && $seconds =~ ^[0-9.]+$ ]] ||
     { echo "compare.sh: bad option value" >&2; usage; }
 IFS=, read -ra conns_counts <<<"$conns_list"
 
@@ -71,6 +75,8 @@ if [[ -n $only ]]; then
     variants=("${chosen[@]}")
 fi
 
+ticks_per_second=$(getconf CLK_TCK)
+ns_per_tick=$((1000000000 / ticks_per_second))
 server_cpu= client_cpu=
 if (($(nproc) >= 2)); then
     server_cpu="taskset -c 0" client_cpu="taskset -c 1"
@@ -88,33 +94,24 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT # so that Ctrl-C (or TERM) also leaves no server behind
 trap 'exit 143' TERM
-printf 'variant\tconns\tstatus\tcpu_ticks\tsyscr\tsyscw\tbusy_ticks\tbench_json\n' >"$raw"
+printf 'variant\tconns\tstatus\tstarted\tended\tcpu_ns\tsyscr\tsyscw\tbusy_ticks\tbench_json\n' >"$raw"
 
-# "TICKS SYSCR SYSCW" spent so far by the server, its threads and its
-# children: the children still running are added one by one, the reaped ones
-# are already in the parent's cutime/cstime and its io counters. Only shell
-# builtins here: with a hundred children, starting a process per file would
-# stretch the snapshot over half a second of a busy server.
+# "CPU_NS SYSCR SYSCW" spent so far by the server and its threads, and by
+# its children once reaped (cutime and cstime in /proc/PID/stat; the
+# kernel adds their io counters to the parent's too).
 server_counters() {
-    local pid=$1 ticks=0 reads=0 writes=0 p list stat key value
-    local -a kids=() more fields
-    for list in /proc/"$pid"/task/*/children; do
-        more=()
-        read -ra more 2>/dev/null <"$list" # fails at the end of the line, which has no newline: fine
-        kids+=("${more[@]}")
-    done
-    for p in "$pid" "${kids[@]}"; do
-        read -r stat 2>/dev/null <"/proc/$p/stat" || continue # a child may have just exited
-        read -ra fields <<<"${stat##*) }"                      # after the command name, which may hold spaces
-        ticks=$((ticks + fields[11] + fields[12] + fields[13] + fields[14])) # utime stime cutime cstime
-        while read -r key value; do
-            case $key in
-            syscr:) reads=$((reads + value)) ;;
-            syscw:) writes=$((writes + value)) ;;
-            esac
-        done 2>/dev/null <"/proc/$p/io"
-    done
-    echo "$ticks $reads $writes"
+    local pid=$1 line cpu_ns=0 reads=0 writes=0
+    local -a fields
+    while read -r line; do
+        case $line in
+        syscr:*) reads=${line#syscr: } ;;
+        syscw:*) writes=${line#syscw: } ;;
+        *") "*) # the stat line: after the command name, which may hold spaces
+            read -ra fields <<<"${line##*) }"
+            cpu_ns=$(((fields[11] + fields[12] + fields[13] + fields[14]) * ns_per_tick)) ;;
+        esac
+    done < <(cat /proc/"$pid"/stat /proc/"$pid"/io)
+    echo "$cpu_ns $reads $writes"
 }
 
 has_children() {
@@ -162,9 +159,9 @@ stop_server() {
 run_one() {
     local name=$1 program=$2 conns=$3
     shift 3
-    local status=ok json="" before after busy_before busy_after port tries client_status=0
+    local status=ok json="" before after busy_before busy_after started ended port tries client_status=0
     if [[ ! -x $bin/$program ]]; then
-        printf '%s\t%s\tnot built\t\t\t\t\t\n' "$name" "$conns" >>"$raw"
+        printf '%s\t%s\tnot built\t\t\t\t\t\t\t\n' "$name" "$conns" >>"$raw"
         echo "not built"
         return
     fi
@@ -175,19 +172,20 @@ run_one() {
     port=$(wait_ready "$work/ready" "$server_pid")
     if [[ -z $port ]]; then
         status="unavailable: $(head -n 1 "$work/log" | tr '\t' ' ')"
-        printf '%s\t%s\t%s\t\t\t\t\t\n' "$name" "$conns" "$status" >>"$raw"
+        printf '%s\t%s\t%s\t\t\t\t\t\t\t\n' "$name" "$conns" "$status" >>"$raw"
         stop_server
         echo "$status"
         return
     fi
-    # shellcheck disable=SC2086
-    timeout $((${seconds%.*} + ${warmup%.*} + 30)) $client_cpu "$bin/client" bench "127.0.0.1:$port" \
-        -c "$conns" -s "$size" -d "$seconds" --warmup "$warmup" --json >"$work/bench" 2>"$work/bench.err" &
-    client_pid=$!
-    sleep "$warmup" # the client warms up this long before it counts: so do we
+    started=$EPOCHREALTIME
     before=$(server_counters "$server_pid")
     busy_before=$(machine_busy_ticks)
+    # shellcheck disable=SC2086
+    timeout $((${seconds%.*} + 30)) $client_cpu "$bin/client" bench "127.0.0.1:$port" \
+        -c "$conns" -s "$size" -d "$seconds" --warmup 0 --json >"$work/bench" 2>"$work/bench.err" &
+    client_pid=$!
     wait "$client_pid" || client_status=$?
+    ended=$EPOCHREALTIME
     client_pid=
     busy_after=$(machine_busy_ticks)
     # A forked child's CPU reaches the parent's cutime when it is reaped.
@@ -205,8 +203,8 @@ run_one() {
     fi
     read -r t0 r0 w0 <<<"$before"
     read -r t1 r1 w1 <<<"$after"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$conns" "$status" $((t1 - t0)) $((r1 - r0)) $((w1 - w0)) \
-        $((busy_after - busy_before)) "$json" >>"$raw"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$conns" "$status" "$started" "$ended" \
+        $((t1 - t0)) $((r1 - r0)) $((w1 - w0)) $((busy_after - busy_before)) "$json" >>"$raw"
     local rate stalled
     rate=$(sed -n 's/.*"msgs_per_sec":\([0-9.]*\).*/\1/p' <<<"$json")
     stalled=$(sed -n 's/.*"stalled":\([0-9]*\).*/\1/p' <<<"$json")
@@ -217,7 +215,7 @@ run_one() {
 
 total=$((${#variants[@]} * ${#conns_counts[@]}))
 echo "compare: ${#variants[@]} variants x connections ${conns_list}, ${size}-byte messages," \
-    "${seconds} s each (+${warmup} s warm-up)${server_cpu:+, server on CPU 0, client on CPU 1}" >&2
+    "${seconds} s each${server_cpu:+, server on CPU 0, client on CPU 1}" >&2
 done_runs=0
 for conns in "${conns_counts[@]}"; do
     for line in "${variants[@]}"; do
@@ -228,6 +226,6 @@ for conns in "${conns_counts[@]}"; do
     done
 done
 
-python3 "$here/compare_report.py" "$raw" --ticks-per-second "$(getconf CLK_TCK)" --baseline multiplexing-epoll \
+python3 "$here/compare_report.py" "$raw" --ticks-per-second "$ticks_per_second" --baseline multiplexing-epoll \
     --csv "$out/compare.csv" --svg "$out/compare.svg"
 echo "files: $out/compare.csv $out/compare.svg (raw measurements: $raw)" >&2

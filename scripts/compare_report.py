@@ -3,9 +3,11 @@
 
     compare_report.py RAW_TSV --ticks-per-second N [--baseline VARIANT] [--csv FILE] [--svg FILE]
 
-RAW_TSV has one row per run: variant, connections, status, the server's CPU
-ticks and read/write system calls while the client measured, the ticks all
-CPUs were busy meanwhile, and the client's --json line. From them:
+RAW_TSV has one row per run: variant, connections, status, when the
+client started and ended (epoch seconds), the server's CPU time (ns) and
+read/write system calls in that time, the clock ticks all CPUs were busy
+meanwhile, and the client's --json line (run without warm-up, so that its
+message count covers the same time). From them:
 throughput, latency percentiles, stalled connections, server CPU time per
 message (the fair figure once the client's own core is saturated), system
 calls per message, each also as a ratio to the baseline variant at the same
@@ -37,22 +39,28 @@ def read_runs(path, ticks_per_second):
             for key in ("size", "seconds", "msgs", "msgs_per_sec", "p50_us", "p99_us", "p999_us", "max_us",
                         "stalled", "errors", "mismatches"):
                 run[key] = bench.get(key)
-            if bench and row["cpu_ticks"]:
-                msgs = max(bench["msgs"], 1)
-                cpu = int(row["cpu_ticks"]) / ticks_per_second
-                run["server_cpu_s"] = cpu
-                run["cpu_us_per_msg"] = cpu * 1e6 / msgs
-                run["reads_per_msg"] = int(row["syscr"]) / msgs
-                run["writes_per_msg"] = int(row["syscw"]) / msgs
-                run["syscalls_per_msg"] = (int(row["syscr"]) + int(row["syscw"])) / msgs
-                run["client_cpu_s"] = bench.get("client_cpu_seconds")
-                if row.get("busy_ticks") and run["client_cpu_s"] is not None and bench["seconds"]:
-                    busy = int(row["busy_ticks"]) / ticks_per_second
-                    run["other_cpu_cores"] = max(busy - cpu - run["client_cpu_s"], 0.0) / bench["seconds"]
+            if bench and row["cpu_ns"]:
+                add_server_costs(run, row, bench, ticks_per_second)
             elif run["status"] == "ok":
                 run["status"] = "no result from the client"
             runs.append(run)
     return runs
+
+
+def add_server_costs(run, row, bench, ticks_per_second):
+    """What the server spent per message, and what other programs took."""
+    msgs = max(bench["msgs"], 1)
+    cpu = int(row["cpu_ns"]) / 1e9
+    run["server_cpu_s"] = cpu
+    run["cpu_us_per_msg"] = cpu * 1e6 / msgs
+    run["reads_per_msg"] = int(row["syscr"]) / msgs
+    run["writes_per_msg"] = int(row["syscw"]) / msgs
+    run["syscalls_per_msg"] = run["reads_per_msg"] + run["writes_per_msg"]
+    run["client_cpu_s"] = bench.get("client_cpu_seconds")
+    window = float(row["ended"]) - float(row["started"])
+    if run["client_cpu_s"] is not None and window > 0:
+        busy = int(row["busy_ticks"]) / ticks_per_second
+        run["other_cpu_cores"] = max(busy - cpu - run["client_cpu_s"], 0.0) / window
 
 
 def add_ratios(runs, baseline):
@@ -143,7 +151,7 @@ def draw(runs, path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("raw")
-    parser.add_argument("--ticks-per-second", type=int, required=True, help="getconf CLK_TCK")
+    parser.add_argument("--ticks-per-second", type=int, required=True, help="getconf CLK_TCK, the unit of the busy ticks")
     parser.add_argument("--baseline", default="multiplexing-epoll")
     parser.add_argument("--csv")
     parser.add_argument("--svg")

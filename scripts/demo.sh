@@ -27,7 +27,7 @@ section "3/5  multiplexing: one thread waits for many sockets at once (--api epo
 section "4/5  async: the kernel does the IO and reports completions (--engine auto)"
 "$here/trace.sh" async -- --engine auto
 section "5/5  side by side: every variant under the same load"
-"$here/compare.sh" -c 1,100 -d "$seconds" -w 0.25
+"$here/compare.sh" -c 1,100 -d "$seconds"
 
 echo
 echo "Pictures: $root/results/trace-*.svg (timelines) and $root/results/compare.svg; the lesson: docs/models.md"

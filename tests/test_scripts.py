@@ -172,7 +172,7 @@ def test_compare_writes_a_row_for_every_variant():
     if harness.SANITIZED:
         raise harness.Skip("a race of sanitized binaries measures the sanitizer: the plain run covers compare.sh")
     with tempfile.TemporaryDirectory(prefix="iomodels-compare-") as out_dir:
-        proc = subprocess.run([str(SCRIPTS / "compare.sh"), "-c", "2", "-d", "0.2", "-w", "0.1", "-o", out_dir],
+        proc = subprocess.run([str(SCRIPTS / "compare.sh"), "-c", "2", "-d", "0.3", "-o", out_dir],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=script_env(),
                               timeout=120)
         assert proc.returncode == 0, proc.stderr[-2000:]
