@@ -1,0 +1,190 @@
+"""The command line and the log of every echo server variant (issue 2: the
+contract every server shares): usage errors, --help and --version, the
+readiness line, IPv6, the event log at its three levels, and how SIGTERM and
+SIGINT stop a server with its summary.
+
+Each property below becomes one test per variant, test_<property>__<variant>
+(harness.per_variant), so a failure names both.
+"""
+import re
+import signal
+import socket
+import subprocess
+
+import harness
+from harness import echo_roundtrip, payload, per_variant
+
+# The model's own option with a value it must refuse, per program.
+MODEL_BAD_VALUES = {
+    "server-blocking": [["--concurrency", "nope"]],
+    "server-nonblocking": [["--wait", "nope"], ["--sleep-us", "soon"]],
+    "server-multiplexing": [["--api", "nope"], ["--trigger", "nope"]],
+    "server-async": [["--engine", "nope"]],
+}
+
+# The model's option that --help must document.
+MODEL_OPTION = {
+    "server-blocking": "--concurrency",
+    "server-nonblocking": "--wait",
+    "server-multiplexing": "--api",
+    "server-async": "--engine",
+}
+
+SUMMARY = re.compile(r"^summary: (\d+) connections?, (\d+) messages?, (\d+) bytes", re.M)
+
+
+def run(variant, *extra, timeout=10):
+    """Runs the program to completion (it must not start serving)."""
+    argv = [harness.binary(variant.program)] + variant.args + list(extra)
+    return subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=harness.slow(timeout), text=True, errors="replace")
+
+
+def accepted_fd(srv, sock):
+    """The server's descriptor for our socket, from its `accepted fd N from ADDR:PORT` line."""
+    port = sock.getsockname()[1]
+    return int(srv.wait_for_log_match(r"^accepted fd (\d+) from 127\.0\.0\.1:%d$" % port).group(1))
+
+
+def usage_errors(variant):
+    """Unknown option, bad values, a positional argument: exit 2, the first
+    stderr line names the problem, the usage follows on stderr."""
+    cases = [
+        (["--no-such-option"], ["--no-such-option"]),
+        (["-p", "99999"], ["99999"]),
+        (["--max-clients", "0"], ["max-clients", "0"]),
+        (["stray-argument"], ["stray-argument"]),
+    ] + [(bad, bad) for bad in MODEL_BAD_VALUES[variant.program]]
+    for argv, named in cases:
+        result = run(variant, *argv)
+        what = "%s %s" % (variant.program, " ".join(variant.args + argv))
+        assert result.returncode == 2, "%s: exit %d, want 2; stderr: %r" % (what, result.returncode, result.stderr[:300])
+        assert "listening on" not in result.stdout, "%s: started serving" % what
+        lines = result.stderr.splitlines()
+        assert lines, "%s: nothing on stderr" % what
+        first = lines[0]
+        for word in named:
+            assert word in first, "%s: first stderr line %r does not name %r" % (what, first, word)
+        assert not first.lower().startswith("usage"), "%s: the error must come before the usage" % what
+        assert "usage" in result.stderr[len(first):].lower(), "%s: no usage after the error on stderr" % what
+
+
+def help_and_version(variant):
+    """--help: exit 0, the usage (with the model's options) on stdout; --version: exit 0, one line."""
+    result = run(variant, "--help")
+    assert result.returncode == 0, "--help: exit %d" % result.returncode
+    assert "usage" in result.stdout.lower(), "--help: no usage on stdout: %r" % result.stdout[:200]
+    for option in (MODEL_OPTION[variant.program], "--max-clients", "--port"):
+        assert option in result.stdout, "--help does not mention %s" % option
+    result = run(variant, "--version")
+    assert result.returncode == 0, "--version: exit %d" % result.returncode
+    assert re.search(r"\d", result.stdout) and len(result.stdout.strip().splitlines()) == 1, \
+        "--version printed %r" % result.stdout
+
+
+def readiness_line(variant):
+    """With -p 0 the readiness line is exactly `listening on 127.0.0.1:PORT`
+    with the port the kernel chose, and that port answers."""
+    srv = variant.server(ready=False)
+    with srv:
+        line = srv.read_stdout_line(timeout=10)
+        m = re.fullmatch(r"listening on 127\.0\.0\.1:(\d+)\n", line)
+        assert m, "readiness line %r" % line
+        port = int(m.group(1))
+        assert 0 < port < 65536, "port %d" % port  # -p 0 must be resolved to the real port
+        with harness.connect(port) as sock:
+            echo_roundtrip(sock, b"ready")
+
+
+def ipv6_loopback(variant):
+    """-H ::1 listens on IPv6 loopback and echoes there."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError as exc:
+        raise harness.Skip("no IPv6 loopback here (%s)" % exc)
+    with variant.server("-H", "::1") as srv:
+        assert srv.host == "::1", "readiness line names %r, not ::1" % srv.host
+        with srv.connect() as sock:
+            assert sock.family == socket.AF_INET6
+            echo_roundtrip(sock, payload(3000, 6))
+
+
+def event_log(variant):
+    """By default: `accepted fd N from 127.0.0.1:PORT` (our port) and
+    `closing fd N`; no per-message lines."""
+    with variant.server() as srv:
+        with srv.connect() as sock:
+            fd = accepted_fd(srv, sock)
+            echo_roundtrip(sock, b"hello")
+        srv.wait_for_log_match(r"^closing fd %d(: .*)?$" % fd)
+        assert "echoing" not in srv.stderr(), "per-message lines without -v"
+
+
+def quiet_log(variant):
+    """-q: no accepted / closing / echoing lines, but still the summary."""
+    with variant.server("-q") as srv:
+        base = srv.fd_count()
+        with srv.connect() as sock:
+            echo_roundtrip(sock, b"shh")
+        srv.wait_until_idle(base)  # the close has been handled, so its line would be there by now
+        status, text = srv.stop(signal.SIGTERM)
+    for word in ("accepted fd", "closing fd", "echoing"):
+        assert word not in text, "-q logged %r: %r" % (word, text[:300])
+    m = SUMMARY.search(text)
+    assert m and int(m.group(1)) == 1, "-q: summary %r" % text[-300:]
+
+
+def verbose_log(variant):
+    """-v adds `echoing N bytes to fd N` to the event log."""
+    with variant.server("-v") as srv:
+        with srv.connect() as sock:
+            fd = accepted_fd(srv, sock)
+            echo_roundtrip(sock, b"hello")
+            srv.wait_for_log_match(r"^echoing 5 bytes to fd %d$" % fd)
+        srv.wait_for_log_match(r"^closing fd %d(: .*)?$" % fd)
+
+
+def stop_with_summary(variant, signo):
+    """Three clients come and go, a fourth stays connected and idle; the
+    signal makes the server exit 0 with a summary whose counts match."""
+    sizes = [1, 100, 5000]
+    with variant.server() as srv:
+        base = srv.fd_count()
+        for seed, size in enumerate(sizes):
+            with srv.connect() as sock:
+                echo_roundtrip(sock, payload(size, seed))
+        srv.wait_until_idle(base)  # their bytes are counted once they are closed
+        idle = srv.connect()
+        try:
+            accepted_fd(srv, idle)  # counted as a connection
+            status, text = srv.stop(signo)
+        finally:
+            idle.close()
+    assert status == 0, "exit status %d after signal %d" % (status, signo)
+    found = SUMMARY.findall(text)
+    assert len(found) == 1, "want one summary line, got %d: %r" % (len(found), text[-500:])
+    connections, messages, echoed = (int(x) for x in found[0])
+    assert connections == len(sizes) + 1, "summary counts %d connections, the test made %d" % (
+        connections, len(sizes) + 1)
+    assert echoed == sum(sizes), "summary counts %d bytes echoed, the test got %d" % (echoed, sum(sizes))
+    assert len(sizes) <= messages <= sum(sizes), "summary counts %d messages" % messages
+
+
+def sigterm_summary(variant):
+    stop_with_summary(variant, signal.SIGTERM)
+
+
+def sigint_summary(variant):
+    stop_with_summary(variant, signal.SIGINT)
+
+
+per_variant(globals(), usage_errors, time_limit=30)
+per_variant(globals(), help_and_version, time_limit=30)
+per_variant(globals(), readiness_line, time_limit=30)
+per_variant(globals(), ipv6_loopback, time_limit=30)
+per_variant(globals(), event_log, time_limit=30)
+per_variant(globals(), quiet_log, time_limit=30)
+per_variant(globals(), verbose_log, time_limit=30)
+per_variant(globals(), sigterm_summary, time_limit=30)
+per_variant(globals(), sigint_summary, time_limit=30)
