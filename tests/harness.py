@@ -135,8 +135,10 @@ class Server:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            readable, _, _ = select.select([fd], [], [], left)
-            if not readable:
+            # poll, not select: a test may already hold descriptors above 1023.
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            if not poller.poll(left * 1000):
                 break
             chunk = os.read(fd, 1)
             if not chunk:
