@@ -6,6 +6,7 @@ Nothing here sleeps to synchronise: a server is ready when it has printed
 process, or a state in /proc that the test can observe.
 """
 import contextlib
+import ctypes
 import os
 import pathlib
 import re
@@ -304,14 +305,25 @@ def payload(n, seed=0):
     return (pattern * (n // len(pattern) + 1))[:n]
 
 
+IO_URING_SETUP = 425  # the system call's number, the same on every architecture
+IO_URING_PARAMS_SIZE = 120
+
+
 def io_uring_unavailable():
-    """None if io_uring can be used here, else the reason."""
+    """None if io_uring can be used here, else the reason: the sysctl, and a
+    real io_uring_setup (a seccomp profile, as in containers, refuses it)."""
     try:
         with open("/proc/sys/kernel/io_uring_disabled") as f:
             if f.read().strip() not in ("0", ""):
                 return "kernel.io_uring_disabled is set"
     except FileNotFoundError:
         pass
+    libc = ctypes.CDLL(None, use_errno=True)
+    params = ctypes.create_string_buffer(IO_URING_PARAMS_SIZE)
+    fd = libc.syscall(IO_URING_SETUP, 1, params)
+    if fd < 0:
+        return "io_uring_setup: %s" % os.strerror(ctypes.get_errno())
+    os.close(fd)
     return None
 
 

@@ -7,7 +7,6 @@ test_echo.py; these are the ones only bin/server-async has. Where io_uring
 cannot be used here, its tests say `skipped: io_uring unavailable (reason)`.
 """
 import contextlib
-import ctypes
 import os
 import re
 import selectors
@@ -23,22 +22,8 @@ from harness import echo_roundtrip, expect_eof, payload, recv_exactly, slow, wai
 PROGRAM = "server-async"
 
 
-IO_URING_SETUP = 425  # the same number on every architecture
-IO_URING_PARAMS_SIZE = 120
-
-
 def needs_uring():
-    """Skips unless io_uring can be set up here: the sysctl, and a real
-    io_uring_setup (a seccomp profile, as in containers, refuses it)."""
     reason = harness.io_uring_unavailable()
-    if not reason:
-        libc = ctypes.CDLL(None, use_errno=True)
-        params = ctypes.create_string_buffer(IO_URING_PARAMS_SIZE)
-        fd = libc.syscall(IO_URING_SETUP, 1, params)
-        if fd < 0:
-            reason = "io_uring_setup: %s" % os.strerror(ctypes.get_errno())
-        else:
-            os.close(fd)
     if reason:
         raise harness.Skip("io_uring unavailable (%s)" % reason)
 
