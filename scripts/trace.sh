@@ -62,8 +62,12 @@ name=trace-$model
 for ((i = 0; i < ${#server_options[@]}; i++)); do
     word=${server_options[i]}
     next=${server_options[i + 1]:-}
-    if [[ $word != -* ]]; then
-        name+=-$word
+    previous=
+    ((i > 0)) && previous=${server_options[i - 1]}
+    if [[ $previous == -H || $previous == --host ]]; then
+        continue # where it listens is not part of the variant
+    elif [[ $word != -* ]]; then
+        name+=-${word//[^A-Za-z0-9.]/_}
     elif [[ -z $next || $next == -* ]]; then
         name+=-${word##*-} # a flag without a value: --sqpoll -> sqpoll
     fi
@@ -119,15 +123,17 @@ port=${address##*:}
 
 echo "scenario on port $port (pauses x$scale)..." >&2
 scenario_status=0
-python3 "$here/scenario.py" "127.0.0.1:$port" --client "$bin/client" --events "$base.events" \
+python3 "$here/scenario.py" "$address" --client "$bin/client" --events "$base.events" \
     --scale "$scale" || scenario_status=$?
 
 # SIGTERM: the server prints its summary and exits 0; strace follows it out.
-kill -TERM "$server_pid"
+# (KILL after 10 s, so that a server that ignores it still gets a report.)
+kill -TERM "$server_pid" 2>/dev/null || true
 for ((tries = 0; tries < 200; tries++)); do
     kill -0 "$strace_pid" 2>/dev/null || break
     sleep 0.05
 done
+kill -KILL "$server_pid" 2>/dev/null || true
 wait "$strace_pid" || true
 strace_pid= server_pid=
 
