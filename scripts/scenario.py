@@ -76,12 +76,18 @@ class Client:
 
     def send(self, line):
         data = line.encode()
-        self.proc.stdin.write(data)
-        self.proc.stdin.flush()
         self.sent += data
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # the client has already exited: finish() says why
 
     def leave(self):
-        self.proc.stdin.close()
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
 
     def finish(self, deadline):
         """Waits for the exit; returns a complaint, or None if all went well."""
