@@ -595,7 +595,7 @@ def connection_storm(variant):
             n = 900  # select watches only descriptors < FD_SETSIZE (1024); beyond is fd_setsize_refused
         if harness.SANITIZED:
             n = min(n, 1000)
-        harness.raise_own_fd_limit(n + 200)
+        harness.raise_own_fd_limit(n + 300)  # the server gets n + 300 too
         with variant.server("-q", "--max-clients", 2100, nofile=n + 300) as srv:
             crowd = Crowd(srv.host, srv.port, n)
             try:
@@ -612,7 +612,7 @@ def ten_thousand_idle(variant):
     close and the descriptors come back."""
     with MANY_SOCKETS:
         n = 10000
-        harness.raise_own_fd_limit(n + 200)
+        harness.raise_own_fd_limit(n + 300)  # the server gets n + 300 too
         with variant.server("-q", "--max-clients", n, nofile=n + 300) as srv:
             base_fds, base_kib = srv.fd_count(), srv.rss_kib()
             crowd = Crowd(srv.host, srv.port, n)
@@ -635,7 +635,7 @@ def fd_setsize_refused(variant):
     (never FD_SET), and the server goes on serving the others."""
     with MANY_SOCKETS:
         n = 1100
-        harness.raise_own_fd_limit(n + 200)
+        harness.raise_own_fd_limit(n + 300)  # the server gets n + 300 too
         with variant.server("--max-clients", 2000, nofile=n + 300) as srv:
             crowd = Crowd(srv.host, srv.port, n)
             try:
