@@ -136,23 +136,14 @@ static void on_completion(struct aio_server *srv, struct aio_connection *conn)
 
 /* --- the listener -------------------------------------------------------- */
 
-static void refuse(int fd, const char *peer, const char *why)
-{
-    log_event("refusing fd %d from %s: %s", fd, peer, why);
-    if (close(fd) < 0)
-        warn_errno("close fd %d", fd);
-}
-
 static void admit(struct aio_server *srv, int fd, const char *peer)
 {
-    char why[96];
     if (srv->clients >= srv->max_clients) {
-        snprintf(why, sizeof why, "%ld clients already connected", srv->clients);
-        refuse(fd, peer, why);
+        refuse_connection(fd, peer, "%ld clients already connected", srv->clients);
         return;
     }
     if (fd >= srv->capacity) {
-        refuse(fd, peer, "descriptor beyond the connection table");
+        refuse_connection(fd, peer, "descriptor beyond the connection table");
         return;
     }
     struct aio_connection *conn = calloc(1, sizeof *conn);
@@ -161,7 +152,7 @@ static void admit(struct aio_server *srv, int fd, const char *peer)
     struct buffer *buf = conn ? buffer_get(&srv->pool) : NULL;
     if (!buf) {
         free(conn);
-        refuse(fd, peer, "out of memory");
+        refuse_connection(fd, peer, "out of memory");
         return;
     }
     echo_init(&conn->echo, fd, peer);

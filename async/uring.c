@@ -431,13 +431,6 @@ static void on_send(struct uring_server *srv, struct connection *conn, const str
 
 /* --- the listener -------------------------------------------------------- */
 
-static void refuse(int fd, const char *peer, const char *why)
-{
-    log_event("refusing fd %d from %s: %s", fd, peer, why);
-    if (close(fd) < 0)
-        warn_errno("close fd %d", fd);
-}
-
 static void describe_peer(int fd, char peer[ADDR_STRLEN])
 {
     struct sockaddr_storage ss;
@@ -450,20 +443,19 @@ static void describe_peer(int fd, char peer[ADDR_STRLEN])
 
 static void admit(struct uring_server *srv, int fd)
 {
-    char peer[ADDR_STRLEN], why[96];
+    char peer[ADDR_STRLEN];
     describe_peer(fd, peer);
     if (srv->clients >= srv->max_clients) {
-        snprintf(why, sizeof why, "%ld clients already connected", srv->clients);
-        refuse(fd, peer, why);
+        refuse_connection(fd, peer, "%ld clients already connected", srv->clients);
         return;
     }
     if (fd >= srv->capacity) {
-        refuse(fd, peer, "descriptor beyond the connection table");
+        refuse_connection(fd, peer, "descriptor beyond the connection table");
         return;
     }
     struct connection *conn = calloc(1, sizeof *conn);
     if (!conn) {
-        refuse(fd, peer, "out of memory");
+        refuse_connection(fd, peer, "out of memory");
         return;
     }
     echo_init(&conn->echo, fd, peer);

@@ -98,13 +98,6 @@ static void close_connection(int fd, int error)
         warn_errno("close fd %d", fd);
 }
 
-static void refuse_connection(int fd, const char *peer, long connected)
-{
-    log_event("refusing fd %d from %s: %ld clients already connected", fd, peer, connected);
-    if (close(fd) < 0)
-        warn_errno("close fd %d", fd);
-}
-
 /* ---- Accepting ----------------------------------------------------------- */
 
 struct listener {
@@ -283,7 +276,7 @@ static void serve_with_processes(struct listener *listener, struct server_stats 
         if (fd < 0)
             continue;
         if (children.count >= max_clients) {
-            refuse_connection(fd, peer, children.count);
+            refuse_connection(fd, peer, "%ld clients already connected", children.count);
             continue;
         }
         stats_connection_opened(stats, fd, peer);
@@ -435,7 +428,7 @@ static void serve_with_threads(struct listener *listener, struct server_stats *s
         long served = roster_try_add(&roster, worker, max_clients);
         if (served >= max_clients) {
             free(worker);
-            refuse_connection(fd, peer, served);
+            refuse_connection(fd, peer, "%ld clients already connected", served);
             continue;
         }
         stats_connection_opened(stats, fd, peer);

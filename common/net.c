@@ -8,6 +8,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,18 @@ int accept_connection(int listen_fd, bool nonblocking, char peer[ADDR_STRLEN])
 {
     struct sockaddr_storage ss;
     return accept_connection_from(listen_fd, nonblocking, peer, &ss);
+}
+
+void refuse_connection(int fd, const char *peer, const char *why_fmt, ...)
+{
+    char why[160];
+    va_list ap;
+    va_start(ap, why_fmt);
+    vsnprintf(why, sizeof why, why_fmt, ap);
+    va_end(ap);
+    log_event("refusing fd %d from %s: %s", fd, peer, why);
+    if (close(fd) < 0)
+        warn_errno("close fd %d", fd);
 }
 
 bool accept_error_is_transient(int err)

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "log.h"
+
 /* "255.255.255.255:65535" or "[ffff:...:ffff]:65535", with room to spare. */
 #define ADDR_STRLEN 64
 
@@ -30,6 +32,10 @@ int accept_connection(int listen_fd, bool nonblocking, char peer[ADDR_STRLEN]);
  * Unlike a later getpeername(), it is there even if the peer has already
  * reset the connection. */
 int accept_connection_from(int listen_fd, bool nonblocking, char peer[ADDR_STRLEN], struct sockaddr_storage *addr);
+
+/* Logs "refusing fd N from PEER: <why>" and closes fd: the one way every
+ * server turns away a connection it has accepted but cannot serve. */
+void refuse_connection(int fd, const char *peer, const char *why_fmt, ...) PRINTF_LIKE(3, 4);
 
 /* What an accept error means for the loop that made it. */
 bool accept_error_is_transient(int err);  /* the peer went away, EINTR...: try the next one */

@@ -112,35 +112,25 @@ static void on_connection_ready(struct loop *loop, int fd, int ready, void *data
 
 /* --- the listener -------------------------------------------------------- */
 
-static void refuse(int fd, const char *peer, const char *why)
-{
-    log_event("refusing fd %d from %s: %s", fd, peer, why);
-    if (close(fd) < 0)
-        warn_errno("close fd %d", fd);
-}
-
 static void admit(struct server *srv, int fd, const char *peer)
 {
-    char why[96];
     if (srv->clients >= srv->max_clients) {
-        snprintf(why, sizeof why, "%ld clients already connected", srv->clients);
-        refuse(fd, peer, why);
+        refuse_connection(fd, peer, "%ld clients already connected", srv->clients);
         return;
     }
     if (!loop_can_watch(srv->loop, fd)) {
-        snprintf(why, sizeof why, "%s cannot watch a descriptor that high", loop_api_name(srv->loop));
-        refuse(fd, peer, why);
+        refuse_connection(fd, peer, "%s cannot watch a descriptor that high", loop_api_name(srv->loop));
         return;
     }
     struct connection *conn = malloc(sizeof *conn);
     if (!conn) {
-        refuse(fd, peer, "out of memory");
+        refuse_connection(fd, peer, "out of memory");
         return;
     }
     echo_init(&conn->echo, fd, peer);
     conn->server = srv;
     if (loop_watch(srv->loop, fd, LOOP_READABLE, on_connection_ready, conn) < 0) {
-        refuse(fd, peer, strerror(errno));
+        refuse_connection(fd, peer, "%s", strerror(errno));
         free(conn);
         return;
     }

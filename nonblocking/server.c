@@ -166,9 +166,7 @@ static void sleep_us(long us)
 static void add_connection(struct server *s, int fd, const char *peer)
 {
     if (s->count == s->capacity) {
-        log_event("refusing fd %d from %s: %zu clients already connected", fd, peer, s->count);
-        if (close(fd) < 0)
-            warn_errno("close fd %d", fd);
+        refuse_connection(fd, peer, "%zu clients already connected", s->count);
         return;
     }
     stats_connection_opened(s->stats, fd, peer);

@@ -653,6 +653,35 @@ def fd_setsize_refused(variant):
                 echo_roundtrip(sock, b"after the crowd")
 
 
+def max_clients_refused(variant):
+    """--max-clients 2: a third client is accepted, told why in the log, and
+    closed at once; the two inside are still served, and once one leaves a
+    newcomer is served again."""
+    with variant.server("--max-clients", 2) as srv, srv.connect() as a, srv.connect() as b:
+        echo_roundtrip(a, b"a")
+        echo_roundtrip(b, b"b")
+        with srv.connect() as c:
+            srv.wait_for_log("refusing fd")
+            # The refusal is a close: EOF, or a reset if our bytes beat it.
+            try:
+                c.sendall(b"c")
+                expect_eof(c)
+            except (ConnectionResetError, BrokenPipeError):
+                pass
+        assert "2 clients already connected" in srv.stderr(), srv.stderr()[-500:]
+        echo_roundtrip(a, b"still served")
+        b.close()
+        # The server counts b gone once it has seen the close: poll for a newcomer.
+        def newcomer_served():
+            with srv.connect() as d:
+                try:
+                    d.sendall(b"d")
+                    return recv_exactly(d, 1, timeout=2) == b"d"
+                except (AssertionError, ConnectionResetError, BrokenPipeError):
+                    return False
+        wait_until(newcomer_served, 10, "a newcomer served after a client left")
+
+
 def simultaneous_sends(variant):
     """50 idle clients send at the same moment, three times: every one gets
     its echo. (For the sigio server: SIGIO is not queued, so one signal
@@ -689,4 +718,5 @@ per_variant(globals(), no_zombies, forks, time_limit=30)
 per_variant(globals(), connection_storm, time_limit=120)
 per_variant(globals(), ten_thousand_idle, lambda v: v.name.startswith("multiplexing-epoll"), time_limit=180)
 per_variant(globals(), fd_setsize_refused, lambda v: v.name == "multiplexing-select", time_limit=60)
+per_variant(globals(), max_clients_refused, concurrent, time_limit=60)
 per_variant(globals(), simultaneous_sends, concurrent, time_limit=30)
