@@ -34,6 +34,8 @@ WAIT_CALLS = {"accept", "accept4", "select", "pselect6", "poll", "ppoll", "epoll
               "epoll_pwait2", "rt_sigsuspend", "sigsuspend", "pause", "rt_sigtimedwait", "nanosleep",
               "clock_nanosleep", "io_uring_enter"}
 NAPS = {"nanosleep", "clock_nanosleep"}  # waiting for time, not for data
+STOP_SIGNALS = {"SIGTERM", "SIGINT"}  # how trace.sh ends the server: the last wait is cut, not made again
+SIGNAL_WAITS = {"rt_sigsuspend", "sigsuspend", "pause", "rt_sigtimedwait"}  # a signal is what they wait for
 READ_CALLS = {"read", "readv", "recv", "recvfrom", "recvmsg", "pread64", "preadv"}
 WRITE_CALLS = {"write", "writev", "send", "sendto", "sendmsg", "pwrite64", "pwritev"}
 IO_CALLS = READ_CALLS | WRITE_CALLS
@@ -59,6 +61,7 @@ class Call:
     error: str = ""       # "EAGAIN", "EINTR", "ERESTARTSYS"...
     line: str = ""        # the raw trace line(s), for excerpts
     nonblocking: bool = False  # its descriptor was O_NONBLOCK: it could not wait
+    signal: str = ""      # the signal that cut this call short (EINTR, ERESTART...), if any
 
     @property
     def end(self):
@@ -128,6 +131,7 @@ class Lane:
     parent: int = 0
     calls: list = field(default_factory=list)
     signals: dict = field(default_factory=lambda: defaultdict(int))
+    signal_times: dict = field(default_factory=lambda: defaultdict(list))
 
     @property
     def label(self):
@@ -179,6 +183,10 @@ class Trace:
         if rest.startswith("---"):
             signal = rest.split()[1]
             lane.signals[signal] += 1
+            lane.signal_times[signal].append(t)
+            last = lane.calls[-1] if lane.calls else None
+            if last and not last.signal and last.error.startswith(("EINTR", "ERESTART")):
+                last.signal = signal  # strace prints the signal right after the call it cut short
         elif rest.startswith("+++"):
             self.finish_pending(pid, t)
         elif rest.startswith("<..."):
@@ -327,12 +335,13 @@ def phase_summary(calls):
     """The two phases over a set of calls."""
     waits = [c for c in calls if c.phase == "wait"]
     copies = [c for c in calls if c.phase == "copy"]
-    waited = defaultdict(lambda: [0, 0.0, 0])  # name -> [blocked calls, seconds blocked, calls]
+    waited = defaultdict(lambda: [0, 0.0, 0, 0])  # name -> [blocked calls, seconds blocked, calls, cut short]
     for call in waits:
         entry = waited[call.name]
         entry[0] += call.blocked
         entry[1] += call.seconds if call.blocked else 0.0
         entry[2] += 1
+        entry[3] += cut_short(call)
     copied = defaultdict(lambda: [0, 0.0, 0.0])  # name -> [calls, seconds, longest]
     for call in copies:
         entry = copied[call.name]
@@ -340,6 +349,21 @@ def phase_summary(calls):
         entry[1] += call.seconds
         entry[2] = max(entry[2], call.seconds)
     return waited, copied
+
+
+def cut_short(call):
+    """A wait that a signal interrupted (a timer, a child's exit) and that the
+    server will simply make again: one wait, shown as several calls."""
+    return bool(call.signal) and call.signal not in STOP_SIGNALS and call.name not in SIGNAL_WAITS
+
+
+def timer_period(times):
+    """The period of a signal that came at regular intervals (a timer), or None."""
+    gaps = sorted(b - a for a, b in zip(times, times[1:]))
+    if len(gaps) < 2:
+        return None
+    typical = gaps[len(gaps) // 2]
+    return typical if typical > 0 and all(abs(g - typical) <= 0.25 * typical for g in gaps) else None
 
 
 def admission_delays(trace, events):
@@ -395,8 +419,16 @@ def verdict(trace, events):
         if lane.role != "main" and len(lanes) > 3:
             continue  # helpers are summed up below, not one by one
         if blocked:
-            parts = ["%s in %s (%s)" % (seconds_text(s), name, plural(n, "nap" if name in NAPS else "call"))
-                     for s, name, n in blocked[:3]]
+            parts = []
+            for s, name, n in blocked[:3]:
+                cut = defaultdict(int)
+                for call in lane.calls:
+                    if call.name == name and call.phase == "wait" and call.blocked and cut_short(call):
+                        cut[call.signal] += 1
+                parts.append("%s in %s (%s%s)" % (
+                    seconds_text(s), name, plural(n, "nap" if name in NAPS else "call"),
+                    "" if not cut else ", %d of them cut short by a signal: %s" % (
+                        sum(cut.values()), ", ".join("%s %d" % kv for kv in sorted(cut.items(), key=lambda kv: -kv[1])))))
             sentences.append("%s spent %s blocked." % (who, join_words(parts)))
         else:
             slow = sum(c.blocked for c in lane.calls)
@@ -437,12 +469,20 @@ def verdict(trace, events):
     else:
         sentences.append("0 EAGAIN.")
     signals = defaultdict(int)
+    times = defaultdict(list)
     for lane in lanes:
         for name, n in lane.signals.items():
             signals[name] += n
+            times[name] += lane.signal_times.get(name, [])
     notable = {k: v for k, v in signals.items() if k not in ("SIGTERM", "SIGINT", "SIGCHLD")}
     if notable:
-        sentences.append("Signals received: %s." % ", ".join("%s %d times" % kv for kv in sorted(notable.items())))
+        described = []
+        for name, n in sorted(notable.items()):
+            period = timer_period(sorted(times[name]))
+            described.append("%s %d times%s" % (name, n, ", every %s (a timer)" % seconds_text(period) if period else ""))
+        sentences.append("Signals received: %s." % ", ".join(described))
+    if any(cut_short(c) for c in all_calls):
+        sentences.append("A wait that a signal cuts short is made again at once: one wait, counted as several calls.")
 
     waits = admission_delays(trace, events)
     if len(waits) >= 2:
@@ -492,9 +532,10 @@ def print_report(trace, events, title, out=sys.stdout):
     w("\nPhase 1, waiting for the data:\n")
     if not any(v[0] for v in waited.values()):
         w("  no call ever slept waiting\n")
-    for name, (blocked, seconds, calls) in sorted(waited.items(), key=lambda kv: -kv[1][1]):
+    for name, (blocked, seconds, calls, cut) in sorted(waited.items(), key=lambda kv: -kv[1][1]):
         what = "waiting for time, not data" if name in NAPS else "blocked"
-        w("  %-16s %d of %d calls %s, %s in all\n" % (name, blocked, calls, what, seconds_text(seconds)))
+        w("  %-16s %d of %d calls %s, %s in all%s\n" % (name, blocked, calls, what, seconds_text(seconds),
+                                                      " (%d cut short by a signal, then made again)" % cut if cut else ""))
     w("Phase 2, copying the data between kernel and process:\n")
     if not copied:
         w("  no read or write call on a socket: the kernel did the copy\n")
@@ -522,7 +563,8 @@ def summary_json(trace, events, title):
                    "signals": dict(lane.signals), "syscalls": syscall_table(lane.calls)}
                   for lane in trace.lanes.values() if lane.calls],
         "totals": syscall_table(all_calls),
-        "waited": {name: {"blocked": v[0], "seconds": v[1], "calls": v[2]} for name, v in waited.items()},
+        "waited": {name: {"blocked": v[0], "seconds": v[1], "calls": v[2], "cut_short": v[3]}
+                   for name, v in waited.items()},
         "copied": {name: {"calls": v[0], "seconds": v[1], "longest": v[2]} for name, v in copied.items()},
         "admission_delays": admission_delays(trace, events),
         "echo_delays": echo_delays(events),

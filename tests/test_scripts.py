@@ -254,3 +254,36 @@ def test_strace_report_reads_the_trace():
     assert "spent 900.1 ms in accept4 (2 calls) blocked" in words, words
     assert "2 reads on sockets waited for data" in words and "1 only copied" in words, words
     assert "1 call came back with EAGAIN" in words, words
+
+
+# A forking server's main process waiting in accept while a 250 ms timer
+# (its SIGALRM, which reaps children) keeps cutting the wait short.
+TIMER_TRACE = """\
+200   10:00:00.000000 accept4(3<socket:[1]>, NULL, NULL, SOCK_CLOEXEC) = 4<socket:[2]> <0.100000>
+200   10:00:00.100100 accept4(3<socket:[1]>, NULL, NULL, SOCK_CLOEXEC) = ? ERESTARTSYS (To be restarted if SA_RESTART is set) <0.249900>
+200   10:00:00.350000 --- SIGALRM {si_signo=SIGALRM, si_code=SI_KERNEL} ---
+200   10:00:00.350100 accept4(3<socket:[1]>,  <unfinished ...>
+200   10:00:00.600000 <... accept4 resumed>NULL, NULL, SOCK_CLOEXEC) = ? ERESTARTSYS (To be restarted if SA_RESTART is set) <0.249900>
+200   10:00:00.600000 --- SIGALRM {si_signo=SIGALRM, si_code=SI_KERNEL} ---
+200   10:00:00.600100 accept4(3<socket:[1]>, NULL, NULL, SOCK_CLOEXEC) = ? ERESTARTSYS (To be restarted if SA_RESTART is set) <0.249900>
+200   10:00:00.850000 --- SIGALRM {si_signo=SIGALRM, si_code=SI_KERNEL} ---
+200   10:00:00.850100 accept4(3<socket:[1]>, NULL, NULL, SOCK_CLOEXEC) = ? ERESTARTSYS (To be restarted if SA_RESTART is set) <0.100000>
+200   10:00:00.950100 --- SIGTERM {si_signo=SIGTERM, si_code=SI_USER} ---
+200   10:00:00.950300 +++ exited with 0 +++
+"""
+
+
+def test_strace_report_says_a_timer_cut_the_wait():
+    """Periodic SIGALRM interruptions are one wait cut into slices, not many short blocks."""
+    with tempfile.NamedTemporaryFile("w", suffix=".strace", delete=False) as f:
+        f.write(TIMER_TRACE)
+    try:
+        trace = strace_report.read_trace(f.name)
+    finally:
+        os.unlink(f.name)
+    words = strace_report.verdict(trace, [])
+    assert "accept4 (5 calls, 3 of them cut short by a signal: SIGALRM 3)" in words, words
+    assert "SIGALRM 3 times, every 250.0 ms (a timer)" in words, words
+    assert "one wait, counted as several calls" in words, words
+    numbers = strace_report.summary_json(trace, [], "timer")
+    assert numbers["waited"]["accept4"]["cut_short"] == 3, numbers["waited"]
