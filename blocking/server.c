@@ -114,7 +114,8 @@ static void pause_ms(long ms)
 }
 
 /* Blocks in accept() until a client connects. Returns its descriptor, or -1
- * when this attempt produced none: a signal arrived, the peer gave up, or
+ * when this attempt produced none: a signal arrived, the peer gave up, the
+ * server is stopping (the stop signal shut the listener down), or
  * descriptors ran out. That last one pauses first, so no caller spins; the
  * connection stays in the backlog and is accepted once one frees up. */
 static int accept_client(struct listener *listener, char peer[ADDR_STRLEN])
@@ -124,7 +125,7 @@ static int accept_client(struct listener *listener, char peer[ADDR_STRLEN])
         listener->exhausted = false;
         return fd;
     }
-    if (accept_error_is_transient(errno))
+    if (accept_error_is_transient(errno) || stop_requested())
         return -1;
     if (!accept_error_is_exhaustion(errno))
         die_errno("accept");
@@ -464,6 +465,9 @@ int main(int argc, char **argv)
     struct server_stats *stats = stats_create();
     struct listener listener = {.fd = listen_on(options.host, options.port, false)};
     announce_listening(listener.fd);
+    /* A stop signal that lands just before accept() blocks only sets the
+     * flag; shutting the listener down too makes that accept() return. */
+    stop_wakes_listener(listener.fd);
 
     switch (concurrency) {
     case CONCURRENCY_ITERATIVE:

@@ -5,14 +5,23 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
-/* The only thing a handler may safely do is set a flag of this type. */
+/* A handler may only touch variables of this type (and call the few
+ * async-signal-safe functions, such as shutdown and getpid). */
 static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t listener_to_wake = -1;
+static volatile sig_atomic_t listener_owner;
 
 static void on_stop_signal(int signo)
 {
     (void)signo;
+    int saved = errno; /* the interrupted code may be about to read it */
     stop_flag = 1;
+    if (listener_to_wake >= 0 && getpid() == listener_owner)
+        (void)shutdown(listener_to_wake, SHUT_RD);
+    errno = saved;
 }
 
 void install_stop_handlers(void)
@@ -31,6 +40,12 @@ void install_stop_handlers(void)
 bool stop_requested(void)
 {
     return stop_flag != 0;
+}
+
+void stop_wakes_listener(int listen_fd)
+{
+    listener_owner = getpid();
+    listener_to_wake = listen_fd;
 }
 
 void block_stop_signals(sigset_t *wait_mask)

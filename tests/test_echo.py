@@ -15,6 +15,8 @@ import selectors
 import signal
 import socket
 import struct
+import subprocess
+import tempfile
 import threading
 import time
 
@@ -533,6 +535,37 @@ def stop_and_continue(variant):
             echo_roundtrip(other, b"and a new client")
 
 
+def build_shim(name, directory):
+    """Compiles tests/shims/NAME.c into an LD_PRELOAD library in directory."""
+    source = harness.ROOT / "tests" / "shims" / (name + ".c")
+    library = os.path.join(directory, name + ".so")
+    cc = os.environ.get("CC", "cc")
+    proc = subprocess.run([cc, "-shared", "-fPIC", "-o", library, str(source), "-ldl"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if proc.returncode != 0:
+        raise harness.Skip("cannot build the %s shim with %s: %s" % (name, cc, proc.stdout.strip()[-300:]))
+    return library
+
+
+def stop_before_accept(variant):
+    """A SIGTERM that lands after the stop-flag check, just before accept()
+    blocks (a preloaded accept4 raises it): the server still exits at once
+    with its summary, instead of waiting in accept for a client."""
+    with tempfile.TemporaryDirectory(prefix="iomodels-shim-") as tmp:
+        env = {"LD_PRELOAD": build_shim("stop_before_accept", tmp),
+               "ASAN_OPTIONS": "abort_on_error=0:detect_leaks=1:verify_asan_link_order=0"}
+        srv = variant.server(env=env)
+        with srv:
+            try:
+                status = srv.proc.wait(timeout=slow(5))
+            except subprocess.TimeoutExpired:
+                raise AssertionError("still blocked in accept 5 s after a SIGTERM it had caught") from None
+            text = srv.stderr()
+            srv.check_sanitizers(text)
+            assert status == 0, "exit status %d; stderr: %s" % (status, text[-500:])
+            assert "summary:" in text, "no summary line: %s" % text[-500:]
+
+
 def no_descriptor_leaks(variant):
     """50 connections come and go (echoed, idle, reset, sent-and-closed):
     the server's descriptor count returns to its start value."""
@@ -713,6 +746,7 @@ per_variant(globals(), reset_mid_transfer, time_limit=60)
 per_variant(globals(), no_sigpipe, time_limit=60)
 per_variant(globals(), descriptor_exhaustion, time_limit=90)
 per_variant(globals(), stop_and_continue, time_limit=30)
+per_variant(globals(), stop_before_accept, lambda v: v.program == "server-blocking", time_limit=30)
 per_variant(globals(), no_descriptor_leaks, time_limit=60)
 per_variant(globals(), no_zombies, forks, time_limit=30)
 per_variant(globals(), connection_storm, time_limit=120)
