@@ -298,10 +298,11 @@ static void print_json(const struct bench_config *cfg, const struct bench_run *r
 {
     printf("{\"conns\":%ld,\"size\":%ld,\"seconds\":%.3f,\"msgs\":%llu,\"msgs_per_sec\":%.1f,"
            "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,\"mean_us\":%.1f,"
-           "\"errors\":%lu,\"mismatches\":%lu,\"stalled\":%lu,\"warmup\":%.3f,"
+           "\"errors\":%lu,\"mismatches\":%lu,\"stalled\":%lu,\"unanswered\":%llu,\"warmup\":%.3f,"
            "\"client_cpu_seconds\":%.3f,\"client_cpu_us_per_msg\":%.2f",
            cfg->conns, cfg->size, r->seconds, (unsigned long long)run->measured, r->msgs_per_sec, r->p50, r->p90,
-           r->p99, r->p999, r->max, r->mean, run->errors, run->mismatches, r->stalled, cfg->warmup,
+           r->p99, r->p999, r->max, r->mean, run->errors, run->mismatches, r->stalled,
+           (unsigned long long)run->unanswered, cfg->warmup,
            r->cpu_seconds, r->cpu_us_per_msg);
     if (run->open_loop)
         printf(",\"rate_requested\":%.1f,\"rate_achieved\":%.1f", cfg->rate, r->msgs_per_sec);
@@ -324,6 +325,9 @@ static void print_summary(const struct bench_config *cfg, const struct bench_run
            r->p99, r->p999, r->max, r->mean);
     printf("  problems  errors %lu, mismatches %lu, stalled %lu%s\n", run->errors, run->mismatches, r->stalled,
            r->stalled ? " (connections that never got an echo)" : "");
+    if (run->unanswered)
+        printf("  unanswered %llu messages, in the latencies with the time they had waited\n",
+               (unsigned long long)run->unanswered);
     printf("  client    %.3f s of CPU, %.2f us per message\n", r->cpu_seconds, r->cpu_us_per_msg);
 }
 
@@ -378,6 +382,10 @@ int bench_main(int argc, char **argv)
     if (run.measured < run.measure_target && ended - run.last_progress >= clock.idle_limit)
         warn("no echo for %d s: giving up after %llu of %ld messages", (int)(clock.idle_limit / NS_PER_SEC),
              (unsigned long long)run.measured, cfg.messages);
+    int64_t window_end = ended < run.measure_until ? ended : run.measure_until;
+    for (long i = 0; i < cfg.conns && run.measured + run.unanswered < run.measure_target; i++)
+        run.unanswered += bench_conn_charge_unanswered(&conns[i], window_end,
+                                                       run.measure_target - run.measured - run.unanswered);
     struct bench_result result = summarize(&run, conns, &clock, ended);
     for (long i = 0; i < cfg.conns; i++)
         bench_conn_close(&conns[i]);

@@ -31,13 +31,14 @@ struct bench_run {
 
     /* Messages meant to leave before measure_from are warm-up; echoes that
      * complete after measure_until, or beyond measure_target, are not
-     * counted. */
+     * counted (one still missing at the end is charged as unanswered). */
     int64_t measure_from, measure_until;
     uint64_t measure_target;
     struct histogram latency;
     uint64_t measured;
     int64_t last_measured_at;
 
+    uint64_t unanswered;   /* measured messages with no echo at the end */
     uint64_t echoes;       /* all completed echoes, warm-up included */
     int64_t last_progress; /* last echo byte, or the start */
     unsigned long errors, mismatches;
@@ -72,6 +73,11 @@ void bench_conn_on_event(struct bench_conn *c, uint32_t events);
 
 /* Open loop: one more message of this connection is due now. */
 void bench_conn_release(struct bench_conn *c);
+
+/* At the end of the run: charges the latency histogram for each message
+ * that was due in the measured window (before end) and never came back, at
+ * most limit of them. Returns how many. */
+uint64_t bench_conn_charge_unanswered(struct bench_conn *c, int64_t end, uint64_t limit);
 
 /* Ends the connection at the end of the run (not a failure). */
 void bench_conn_close(struct bench_conn *c);

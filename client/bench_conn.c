@@ -281,6 +281,28 @@ void bench_conn_on_event(struct bench_conn *c, uint32_t events)
         conn_send(c);
 }
 
+/* Left out, a message that never came back would make a server that stops
+ * answering look fast (its silence would cost it no sample at all), so each
+ * is charged the time it has waited: a lower bound of its latency. Open
+ * loop: every message released to this connection; closed loop: the one it
+ * sent. A failed connection is counted in errors instead. */
+uint64_t bench_conn_charge_unanswered(struct bench_conn *c, int64_t end, uint64_t limit)
+{
+    struct bench_run *run = c->run;
+    if (c->failed)
+        return 0;
+    uint64_t due = run->open_loop ? c->released : c->next_send + (c->send_pos > 0);
+    uint64_t charged = 0;
+    for (uint64_t seq = c->next_recv; seq < due && charged < limit; seq++) {
+        int64_t intended = intended_send_time(c, seq);
+        if (intended < run->measure_from || intended >= end)
+            continue;
+        histogram_record(&run->latency, (uint64_t)(end - intended));
+        charged++;
+    }
+    return charged;
+}
+
 void bench_conn_release(struct bench_conn *c)
 {
     c->released++;

@@ -337,6 +337,18 @@ def test_open_loop_charges_a_stall_that_closed_loop_hides():
     assert opened["p99_us"] >= 100_000, "open loop hid the stall: %s" % opened
 
 
+def test_open_loop_charges_messages_that_never_came_back():
+    # A server that never answers must not look fast: every message due in
+    # the measured second is charged the time it had waited when the run
+    # ended (0 to 1 s, so p50 near 0.5 s), not left out of the latencies.
+    with Peer("silent") as peer:
+        status, r, err, _ = bench(peer.address, "-c", 2, "-s", 64, "-d", 1, "--warmup", 0, "--rate", 200)
+    assert status == 0, err
+    assert (r["msgs"], r["stalled"]) == (0, 2), r
+    assert 150 <= r.get("unanswered", 0) <= 250, r
+    assert 300_000 <= r["p50_us"] <= 700_000 and r["max_us"] >= 800_000, r
+
+
 def test_bench_ctrl_c_ends_the_run_with_a_report():
     with Peer() as peer:
         proc = subprocess.Popen([binary("client"), "bench", peer.address, "-c", "2", "-s", "64", "-d", "60",
