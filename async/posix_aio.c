@@ -1,7 +1,8 @@
 /* The POSIX AIO engine: aio_read and aio_write on the sockets, each
  * completion announced by a real-time signal (SIGEV_SIGNAL) that the loop
- * takes, one at a time and in order, with sigwaitinfo: the "signal-driven
- * completion" picture of asynchronous IO from the textbooks.
+ * takes, one at a time and in order, with sigtimedwait (sigwaitinfo with a
+ * timeout): the "signal-driven completion" picture of asynchronous IO from
+ * the textbooks.
  *
  * Linux has no socket AIO for glibc to call on, so glibc fakes it: each
  * request runs on a helper thread that blocks in read or write for us
@@ -18,7 +19,14 @@
  * never reads blocks only its own helper thread, in write.
  *
  * New connections arrive by signal too: the listening socket is O_ASYNC,
- * and F_SETSIG picks a real-time signal, so one sigwaitinfo hears both. */
+ * and F_SETSIG picks a real-time signal, so one sigwaitinfo hears both.
+ *
+ * A queued signal needs room in the real-time signal queue, which
+ * RLIMIT_SIGPENDING bounds per user, for all the user's processes at once.
+ * When it is full the signal is never sent, and glibc marks the request
+ * failed (EAGAIN, the byte count lost). Nothing would wake the loop for it:
+ * so once a second the loop also asks each request how it is doing
+ * (aio_error), and takes a completion whose signal has not come. */
 #include "engines.h"
 
 #include "buffer.h"
@@ -45,12 +53,14 @@ enum {
     SPARE_BUFFERS = 32,    /* free buffers the pool keeps for reuse */
     ACCEPT_PAUSE_MS = 100, /* out of descriptors: accept again after this */
     HELPER_IDLE_SECONDS = 1,
+    SWEEP_MS = 1000, /* how often to look for completions whose signal was lost */
 };
 
 struct aio_connection {
     struct echo_conn echo;  /* fd, buffer, EOF, error */
     struct aiocb request;   /* the one read or write in flight */
     bool in_flight, writing;
+    bool seen_done; /* the last sweep found the request done, its signal not yet taken */
 };
 
 struct aio_server {
@@ -62,9 +72,18 @@ struct aio_server {
     long capacity;
     long clients, max_clients;
     bool accept_paused, out_of_descriptors;
+    long long accept_again_at; /* ms on the monotonic clock, while paused */
+    bool signal_loss_reported;
     struct buffer_pool pool;
     struct server_stats *stats;
 };
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* --- a connection -------------------------------------------------------- */
 
@@ -78,7 +97,9 @@ static void close_connection(struct aio_server *srv, struct aio_connection *conn
 }
 
 /* Asks glibc for the transfer; a helper thread does it, and the completion
- * signal carries the connection back to us in si_value. */
+ * signal carries the descriptor back to us in si_value. The descriptor, not
+ * a pointer: a signal that comes after the sweep took its completion may
+ * find the connection closed, and must not touch freed memory. */
 static void start_request(struct aio_server *srv, struct aio_connection *conn, bool write)
 {
     struct buffer *buf = conn->echo.buf;
@@ -88,7 +109,7 @@ static void start_request(struct aio_server *srv, struct aio_connection *conn, b
         .aio_nbytes = write ? buffer_pending(buf) : buffer_room(buf),
         .aio_sigevent = {.sigev_notify = SIGEV_SIGNAL,
                          .sigev_signo = srv->completion_signal,
-                         .sigev_value = {.sival_ptr = conn}},
+                         .sigev_value = {.sival_int = conn->echo.fd}},
     };
     int rc = write ? aio_write(&conn->request) : aio_read(&conn->request);
     if (rc < 0) {
@@ -97,6 +118,7 @@ static void start_request(struct aio_server *srv, struct aio_connection *conn, b
     }
     conn->in_flight = true;
     conn->writing = write;
+    conn->seen_done = false;
 }
 
 /* After each completion: echo what is pending, or read again, or close. */
@@ -111,8 +133,14 @@ static void next_step(struct aio_server *srv, struct aio_connection *conn)
         close_connection(srv, conn);
 }
 
-static void on_completion(struct aio_server *srv, struct aio_connection *conn)
+/* A completion signal for fd, or the sweep standing in for one. A signal
+ * whose completion the sweep already took finds nothing in flight, or the
+ * next request still in progress: it is ignored. */
+static void on_completion(struct aio_server *srv, int fd)
 {
+    struct aio_connection *conn = fd >= 0 && fd < srv->capacity ? srv->by_fd[fd] : NULL;
+    if (!conn || !conn->in_flight)
+        return;
     int err = aio_error(&conn->request);
     if (err == EINPROGRESS)
         return; /* not ours to take yet; its own signal will come */
@@ -182,6 +210,7 @@ static void accept_all(struct aio_server *srv)
                 warn_errno("accept: pausing new connections for %d ms at a time", ACCEPT_PAUSE_MS);
             srv->out_of_descriptors = true;
             srv->accept_paused = true;
+            srv->accept_again_at = now_ms() + ACCEPT_PAUSE_MS;
         } else if (!accept_error_is_transient(errno)) {
             die_errno("accept");
         }
@@ -202,6 +231,29 @@ static void signal_on_connection(struct aio_server *srv)
         die_errno("fcntl F_SETSIG");
 }
 
+/* --- completions whose signal was lost ------------------------------------- */
+
+/* A request done at two sweeps in a row, a second apart, had its signal
+ * dropped (a signal merely waiting in the queue is taken long before). */
+static void take_lost_completions(struct aio_server *srv)
+{
+    for (long fd = 0; fd < srv->capacity; fd++) {
+        struct aio_connection *conn = srv->by_fd[fd];
+        if (!conn || !conn->in_flight || aio_error(&conn->request) == EINPROGRESS)
+            continue;
+        if (!conn->seen_done) {
+            conn->seen_done = true;
+            continue;
+        }
+        if (!srv->signal_loss_reported)
+            warn("fd %ld: its completion signal never came (is the real-time signal queue full? "
+                 "RLIMIT_SIGPENDING); taken by the sweep",
+                 fd);
+        srv->signal_loss_reported = true;
+        on_completion(srv, (int)fd);
+    }
+}
+
 /* --- setting up ---------------------------------------------------------- */
 
 /* Every waiting connection has a helper thread blocked in read. */
@@ -216,8 +268,9 @@ static void size_helper_threads(long max_clients)
 }
 
 /* A completion signal that cannot be queued (RLIMIT_SIGPENDING, counted
- * per user) is lost, and its connection would wait for ever. One request
- * per connection: the limit must exceed --max-clients. */
+ * per user) is lost and its request failed, so its connection is closed
+ * at the next sweep. One request per connection: the limit should exceed
+ * --max-clients. */
 static void check_signal_queue(long max_clients)
 {
     struct rlimit rl;
@@ -228,7 +281,7 @@ static void check_signal_queue(long max_clients)
         return;
     rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= needed ? needed : rl.rlim_max;
     if (setrlimit(RLIMIT_SIGPENDING, &rl) < 0 || rl.rlim_cur < needed)
-        warn("RLIMIT_SIGPENDING is %lu, below --max-clients: completions beyond it would be lost",
+        warn("RLIMIT_SIGPENDING is %lu, below --max-clients: a connection whose completion signal finds the queue full is closed",
              (unsigned long)rl.rlim_cur);
 }
 
@@ -242,7 +295,7 @@ static void block_engine_signals(struct aio_server *srv)
     sigaddset(&srv->awaited, SIGIO);
     sigaddset(&srv->awaited, SIGINT);
     sigaddset(&srv->awaited, SIGTERM);
-    /* Blocked, they stay queued until sigwaitinfo takes them: no handler
+    /* Blocked, they stay queued until sigtimedwait takes them: no handler
      * runs, and nothing can arrive between two looks at the queue. */
     int rc = pthread_sigmask(SIG_BLOCK, &srv->awaited, NULL);
     if (rc != 0) {
@@ -292,23 +345,33 @@ void posix_aio_server_run(const struct engine_setup *setup)
     signal_on_connection(&srv);
     accept_all(&srv); /* any that came before O_ASYNC was set */
 
-    /* The loop's only blocking call: wait for the next signal. */
+    long long next_sweep = now_ms() + SWEEP_MS;
     while (!stop_requested()) {
+        /* Deadlines, not timeouts: a busy server, whose wait never times
+         * out, still sweeps and ends an accept pause on time. */
+        long long now = now_ms();
+        if (now >= next_sweep) {
+            take_lost_completions(&srv);
+            next_sweep = now + SWEEP_MS;
+        }
+        if (srv.accept_paused && now >= srv.accept_again_at) {
+            srv.accept_paused = false;
+            accept_all(&srv);
+        }
+        long long until = srv.accept_paused && srv.accept_again_at < next_sweep ? srv.accept_again_at : next_sweep;
+        long long wait_ms = until > now ? until - now : 0;
+        const struct timespec timeout = {.tv_sec = (time_t)(wait_ms / 1000), .tv_nsec = (long)(wait_ms % 1000) * 1000000L};
+
+        /* The loop's only blocking call: wait for the next signal. */
         siginfo_t info;
-        const struct timespec pause = {.tv_nsec = ACCEPT_PAUSE_MS * 1000000L};
-        int signo = srv.accept_paused ? sigtimedwait(&srv.awaited, &info, &pause)
-                                      : sigwaitinfo(&srv.awaited, &info);
+        int signo = sigtimedwait(&srv.awaited, &info, &timeout);
         if (signo < 0) {
-            if (errno == EAGAIN) { /* the pause is over */
-                srv.accept_paused = false;
-                accept_all(&srv);
-            } else if (errno != EINTR) {
-                die_errno("sigwaitinfo");
-            }
+            if (errno != EAGAIN && errno != EINTR)
+                die_errno("sigtimedwait");
         } else if (signo == SIGINT || signo == SIGTERM) {
             break;
         } else if (signo == srv.completion_signal) {
-            on_completion(&srv, info.si_value.sival_ptr);
+            on_completion(&srv, info.si_value.sival_int);
         } else {
             accept_all(&srv);
         }

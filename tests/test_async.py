@@ -338,6 +338,28 @@ def test_posix_aio_serves_a_new_client_past_500_idle_ones():
         assert status == 0, log[-500:]
 
 
+def test_posix_aio_completion_whose_signal_is_lost_does_not_hang_its_connection():
+    """RLIMIT_SIGPENDING 0: no completion signal can be queued, and glibc
+    marks each request failed (EAGAIN) instead. No signal wakes the loop for
+    it; the once-a-second sweep (aio_error on every request in flight) finds
+    it, so the connection is closed with a log line rather than waiting for
+    ever, and the server goes on."""
+    prlimit = shutil.which("prlimit")
+    if not prlimit:
+        raise harness.Skip("prlimit is not installed")
+    with harness.Server(prlimit, "--sigpending=0:0", harness.binary(PROGRAM), "-p", "0",
+                        "--engine", "posix-aio", port=None) as srv:
+        for _ in range(2):
+            with srv.connect() as sock:
+                sock.sendall(b"a message whose completion signal cannot be queued")
+                expect_eof(sock, timeout=10)
+        log = srv.wait_for_log_match(r"completion signal never came.*").group(0)
+        assert "RLIMIT_SIGPENDING" in log
+        srv.wait_for_log_match(r"closing fd \d+: Resource temporarily unavailable")
+        status, log = srv.stop()
+        assert status == 0, log[-500:]
+
+
 # -- what strace shows ------------------------------------------------------------
 
 READS = ("read", "readv", "pread64", "recvfrom", "recvmsg", "recv")
