@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Races every server variant under the same load, one after another.
 #
-#   scripts/compare.sh [-c LIST] [-s BYTES] [-d SECONDS] [-m WORD] [-o DIR]
+#   scripts/compare.sh [-c LIST] [-s BYTES] [-d SECONDS] [-m WORD]... [-S] [-o DIR]
 #
 #   -c LIST     connection counts (default 1,10,100)
 #   -s BYTES    message size (default 64)
 #   -d SECONDS  time per run (default 3)
 #   -m WORD     only the variants whose name has WORD between dashes
-#               (-m blocking: the three blocking ones, -m epoll, -m fork)
+#               (-m blocking: the three blocking ones, -m epoll, -m fork);
+#               repeat it to add more (-m async -m multiplexing-epoll)
+#   -S          also count every system call the server makes (perf)
 #   -o DIR      where compare.csv and compare.svg go (default results/)
 #
 # Each run: start the server, load it with `bin/client bench` (closed loop),
@@ -19,6 +21,10 @@
 # more, the server runs on CPU 0 and the client on CPU 1, so the two never
 # fight for one core. BIN=DIR takes the programs from elsewhere.
 #
+# /proc/PID/io counts only the read and write family; io_uring's
+# io_uring_enter, epoll_wait and recv/send are not in it. -S counts every
+# system call with `perf stat -e raw_syscalls:sys_enter` on the server.
+#
 # The client counts every message (no warm-up), and the server is read
 # before the client starts and after every connection has ended: so the
 # costs divide exactly what the server spent by every message it echoed.
@@ -29,18 +35,20 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 bin=${BIN:-$root/bin}
-conns_list=1,10,100 size=64 seconds=3 only= out=$root/results
+conns_list=1,10,100 size=64 seconds=3 out=$root/results count_all=
+only=()
 
 usage() {
-    sed -n '4,11p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '4,13p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
-while getopts c:s:d:m:o:h flag; do
+while getopts c:s:d:m:So:h flag; do
     case $flag in
     c) conns_list=$OPTARG ;;
     s) size=$OPTARG ;;
     d) seconds=$OPTARG ;;
-    m) only=$OPTARG ;;
+    m) only+=("$OPTARG") ;;
+    S) count_all=1 ;;
     o) out=$OPTARG ;;
     *) usage ;;
     esac
@@ -65,14 +73,31 @@ variants=(
     "async-uring             server-async --engine uring"
     "async-posix-aio         server-async --engine posix-aio"
 )
+# The io_uring engine's other modes (docs/async.md): only when -m picks them
+# (-m async, -m uring, -m sqpoll...), so that the full race stays short.
+more_variants=(
+    "async-uring-cooperative server-async --engine uring --task-run cooperative"
+    "async-uring-interrupting server-async --engine uring --task-run interrupting"
+    "async-uring-oneshot     server-async --engine uring --oneshot"
+    "async-uring-sqpoll      server-async --engine uring --sqpoll"
+)
 
-if [[ -n $only ]]; then
+if ((${#only[@]})); then
     chosen=()
-    for line in "${variants[@]}"; do
-        [[ -${line%% *}- == *-"$only"-* ]] && chosen+=("$line")
+    for line in "${variants[@]}" "${more_variants[@]}"; do
+        for word in "${only[@]}"; do
+            if [[ -${line%% *}- == *-"$word"-* ]]; then
+                chosen+=("$line")
+                break
+            fi
+        done
     done
-    ((${#chosen[@]})) || { echo "compare.sh: no variant is named after '$only'" >&2; exit 2; }
+    ((${#chosen[@]})) || { echo "compare.sh: no variant is named after '${only[*]}'" >&2; exit 2; }
     variants=("${chosen[@]}")
+fi
+if [[ -n $count_all ]] && ! perf stat -x, -e raw_syscalls:sys_enter true >/dev/null 2>&1; then
+    echo "compare.sh: -S needs perf able to count raw_syscalls:sys_enter (perf_event_paranoid, or run as root)" >&2
+    exit 1
 fi
 
 ticks_per_second=$(getconf CLK_TCK)
@@ -85,16 +110,17 @@ fi
 mkdir -p "$out"
 raw=$out/compare.raw.tsv
 work=$(mktemp -d)
-server_pid= client_pid=
+server_pid= client_pid= perf_pid=
 cleanup() {
     [[ -n $client_pid ]] && kill -KILL "$client_pid" 2>/dev/null
+    [[ -n $perf_pid ]] && kill -KILL "$perf_pid" 2>/dev/null
     [[ -n $server_pid ]] && kill -KILL "$server_pid" 2>/dev/null
     rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT # so that Ctrl-C (or TERM) also leaves no server behind
 trap 'exit 143' TERM
-printf 'variant\tconns\tstatus\tstarted\tended\tcpu_ns\tsyscr\tsyscw\tbusy_ticks\tbench_json\n' >"$raw"
+printf 'variant\tconns\tstatus\tstarted\tended\tcpu_ns\tsyscr\tsyscw\tbusy_ticks\tbench_json\tsyscalls\n' >"$raw"
 
 # "CPU_NS SYSCR SYSCW" spent so far by the server and its threads, and by
 # its children once reaped (cutime and cstime in /proc/PID/stat; the
@@ -161,7 +187,7 @@ run_one() {
     shift 3
     local status=ok json="" before after busy_before busy_after started ended port tries client_status=0
     if [[ ! -x $bin/$program ]]; then
-        printf '%s\t%s\tnot built\t\t\t\t\t\t\t\n' "$name" "$conns" >>"$raw"
+        printf '%s\t%s\tnot built\t\t\t\t\t\t\t\t\n' "$name" "$conns" >>"$raw"
         echo "not built"
         return
     fi
@@ -172,10 +198,16 @@ run_one() {
     port=$(wait_ready "$work/ready" "$server_pid")
     if [[ -z $port ]]; then
         status="unavailable: $(head -n 1 "$work/log" | tr '\t' ' ')"
-        printf '%s\t%s\t%s\t\t\t\t\t\t\t\n' "$name" "$conns" "$status" >>"$raw"
+        printf '%s\t%s\t%s\t\t\t\t\t\t\t\t\n' "$name" "$conns" "$status" >>"$raw"
         stop_server
         echo "$status"
         return
+    fi
+    if [[ -n $count_all ]]; then
+        # perf follows the server's threads and the children it forks from now on.
+        perf stat -x, -e raw_syscalls:sys_enter -p "$server_pid" -o "$work/perf" &
+        perf_pid=$!
+        sleep 0.3 # perf attaches before the load starts
     fi
     started=$EPOCHREALTIME
     before=$(server_counters "$server_pid")
@@ -194,6 +226,13 @@ run_one() {
         sleep 0.05
     done
     after=$(server_counters "$server_pid")
+    local syscalls=
+    if [[ -n $perf_pid ]]; then
+        kill -INT "$perf_pid" 2>/dev/null || true
+        wait "$perf_pid" 2>/dev/null || true
+        perf_pid=
+        syscalls=$(sed -n 's/^\([0-9][0-9]*\),.*raw_syscalls:sys_enter.*/\1/p' "$work/perf")
+    fi
     has_children "$server_pid" && status="children not reaped in 5 s: CPU and calls undercounted"
     kill -0 "$server_pid" 2>/dev/null || status="server died"
     stop_server
@@ -203,8 +242,8 @@ run_one() {
     fi
     read -r t0 r0 w0 <<<"$before"
     read -r t1 r1 w1 <<<"$after"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$conns" "$status" "$started" "$ended" \
-        $((t1 - t0)) $((r1 - r0)) $((w1 - w0)) $((busy_after - busy_before)) "$json" >>"$raw"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$conns" "$status" "$started" "$ended" \
+        $((t1 - t0)) $((r1 - r0)) $((w1 - w0)) $((busy_after - busy_before)) "$json" "$syscalls" >>"$raw"
     local rate stalled
     rate=$(sed -n 's/.*"msgs_per_sec":\([0-9.]*\).*/\1/p' <<<"$json")
     stalled=$(sed -n 's/.*"stalled":\([0-9]*\).*/\1/p' <<<"$json")

@@ -6,8 +6,9 @@
 RAW_TSV has one row per run: variant, connections, status, when the
 client started and ended (epoch seconds), the server's CPU time (ns) and
 read/write system calls in that time, the clock ticks all CPUs were busy
-meanwhile, and the client's --json line (run without warm-up, so that its
-message count covers the same time). From them:
+meanwhile, the client's --json line (run without warm-up, so that its
+message count covers the same time), and with compare.sh -S every system
+call the server made (perf). From them:
 throughput, latency percentiles, stalled connections, server CPU time per
 message (the fair figure once the client's own core is saturated), system
 calls per message, each also as a ratio to the baseline variant at the same
@@ -26,7 +27,7 @@ import svg
 
 COLUMNS = ["variant", "conns", "size", "seconds", "msgs", "msgs_per_sec", "p50_us", "p99_us", "p999_us", "max_us",
            "stalled", "errors", "mismatches", "server_cpu_s", "cpu_us_per_msg", "reads_per_msg", "writes_per_msg",
-           "syscalls_per_msg", "client_cpu_s", "other_cpu_cores", "msgs_per_sec_vs_baseline",
+           "syscalls_per_msg", "all_syscalls_per_msg", "client_cpu_s", "other_cpu_cores", "msgs_per_sec_vs_baseline",
            "cpu_per_msg_vs_baseline", "status"]
 
 
@@ -56,6 +57,8 @@ def add_server_costs(run, row, bench, ticks_per_second):
     run["reads_per_msg"] = int(row["syscr"]) / msgs
     run["writes_per_msg"] = int(row["syscw"]) / msgs
     run["syscalls_per_msg"] = run["reads_per_msg"] + run["writes_per_msg"]
+    if row.get("syscalls"):  # compare.sh -S: every system call, counted by perf
+        run["all_syscalls_per_msg"] = int(row["syscalls"]) / msgs
     run["client_cpu_s"] = bench.get("client_cpu_seconds")
     window = float(row["ended"]) - float(row["started"])
     if run["client_cpu_s"] is not None and window > 0:
@@ -98,19 +101,24 @@ def where_measured():
 def print_table(runs, baseline, out=sys.stdout):
     out.write("\nMeasured on %s. Ratios are against %s at the same connection count.\n\n"
               % (where_measured(), baseline))
-    out.write("| variant | conns | msgs/s | p50 µs | p99 µs | p99.9 µs | stalled | server CPU µs/msg "
-              "| read+write calls/msg | msgs/s vs base | CPU/msg vs base | other programs' CPU |\n")
-    out.write("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+    counted = any(run.get("all_syscalls_per_msg") is not None for run in runs)
+    heads = ["variant", "conns", "msgs/s", "p50 µs", "p99 µs", "p99.9 µs", "stalled", "server CPU µs/msg",
+             "read+write calls/msg"] + (["all calls/msg"] if counted else []) + [
+             "msgs/s vs base", "CPU/msg vs base", "other programs' CPU"]
+    out.write("| %s |\n" % " | ".join(heads))
+    out.write("|---|%s\n" % ("--:|" * (len(heads) - 1)))
     for run in runs:
         if run.get("msgs_per_sec") is None:
-            out.write("| %s | %d | %s | | | | | | | | | |\n" % (run["variant"], run["conns"], run["status"]))
+            out.write("| %s | %d | %s |%s\n" % (run["variant"], run["conns"], run["status"], " |" * (len(heads) - 3)))
             continue
         name = run["variant"] if run["status"] == "ok" else "%s (%s)" % (run["variant"], run["status"])
-        out.write("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" % (
-            name, run["conns"], show(run["msgs_per_sec"], 0), show(run["p50_us"]), show(run["p99_us"]),
-            show(run["p999_us"]), run["stalled"], show(run.get("cpu_us_per_msg")),
-            show(run.get("syscalls_per_msg"), 2), show(run["msgs_per_sec_vs_baseline"], 2),
-            show(run["cpu_per_msg_vs_baseline"], 2), show(run.get("other_cpu_cores"), 2)))
+        cells = [name, str(run["conns"]), show(run["msgs_per_sec"], 0), show(run["p50_us"]), show(run["p99_us"]),
+                 show(run["p999_us"]), str(run["stalled"]), show(run.get("cpu_us_per_msg")),
+                 show(run.get("syscalls_per_msg"), 2)] + (
+                 [show(run.get("all_syscalls_per_msg"), 2)] if counted else []) + [
+                 show(run["msgs_per_sec_vs_baseline"], 2), show(run["cpu_per_msg_vs_baseline"], 2),
+                 show(run.get("other_cpu_cores"), 2)]
+        out.write("| %s |\n" % " | ".join(cells))
 
 
 def write_csv(runs, path):
@@ -121,9 +129,13 @@ def write_csv(runs, path):
             writer.writerow({k: ("%.4g" % v if isinstance(v, float) else v) for k, v in run.items()})
 
 
+def conns_label(conns):
+    return "%d connection%s" % (conns, "" if conns == 1 else "s")
+
+
 def draw(runs, path):
     variants = list(dict.fromkeys(r["variant"] for r in runs))
-    series = ["%d conns" % c for c in dict.fromkeys(r["conns"] for r in runs)]
+    series = [conns_label(c) for c in dict.fromkeys(r["conns"] for r in runs)]
     charts = [("Throughput", "msgs_per_sec", "msgs/s", False),
               ("Latency p99", "p99_us", "µs", True),
               ("Server CPU per message", "cpu_us_per_msg", "µs", False)]
@@ -136,7 +148,7 @@ def draw(runs, path):
     for i, (title, key, unit, log_scale) in enumerate(charts):
         values, notes = {}, {}
         for run in runs:
-            cell = (run["variant"], "%d conns" % run["conns"])
+            cell = (run["variant"], conns_label(run["conns"]))
             values[cell] = run.get(key)
             if run["status"] != "ok":
                 notes[cell] = run["status"][:30]

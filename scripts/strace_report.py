@@ -616,11 +616,16 @@ def draw_timeline(trace, events, title, path):
                   "%s %s: %s" % (c.name, seconds_text(c.seconds), c.line.split("\n")[-1][:200]))
                  for c in lane.calls if c.blocked]
         ticks = [c.start for c in lane.calls if not c.blocked]
-        lanes.append((lane.label, spans, ticks))
+        eagain = sum(c.error == "EAGAIN" for c in lane.calls)
+        count = "%d calls%s" % (len(lane.calls), ", %d EAGAIN" % eagain if eagain else "")
+        lanes.append((lane.label + "\n" + count, spans, ticks))
     marks = [(e["t"], e["label"]) for e in events if e["kind"] != "echo"]
-    legend = [(WAIT_COLOUR, "blocked waiting"), (READ_COLOUR, "read/write blocked"), (NAP_COLOUR, "napping"),
-              (OTHER_COLOUR, "over 1 ms, not waiting"), ("#333", "short calls (density)"),
-              (QUEUED_COLOUR, "client in listen queue"), (ECHO_WAIT_COLOUR, "client awaits echo")]
+    used = {colour for _, spans, _ in lanes for _, _, _, colour, _ in spans}
+    used |= {"#333"} if any(ticks for _, _, ticks in lanes) else set()
+    legend = [(colour, meaning) for colour, meaning in [
+        (WAIT_COLOUR, "blocked waiting"), (READ_COLOUR, "read/write blocked"), (NAP_COLOUR, "napping"),
+        (OTHER_COLOUR, "over 1 ms, not waiting"), ("#333", "short calls (darker: more)"),
+        (QUEUED_COLOUR, "client in listen queue"), (ECHO_WAIT_COLOUR, "client awaits echo")] if colour in used]
     picture = svg.timeline("Where it blocks: " + title, lanes, marks, trace.start or 0, trace.end or 1, legend)
     picture.save(path)
 

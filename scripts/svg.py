@@ -85,12 +85,13 @@ def timeline(title, lanes, events, start, end, legend=(), width=1100):
     """Draws lanes of spans against time and returns the Svg.
 
     lanes:  [(label, spans, ticks)]; spans are (t0, t1, label, colour, tip),
-            ticks are instants of short calls, drawn as a density strip.
+            ticks are instants of short calls, drawn as a density strip;
+            a label may have a second line after a newline (a call count).
     events: [(t, label)] marked by a vertical line across every lane.
     legend: [(colour, meaning)].
     Times are seconds on one clock; start and end bound the axis."""
     left, right, top = 170, 20, 60
-    lane_height, gap = 30, 8
+    lane_height, gap = 36, 8
     plot = width - left - right
     span = max(end - start, 1e-6)
 
@@ -122,11 +123,14 @@ def timeline(title, lanes, events, start, end, legend=(), width=1100):
     for row, (label, spans, ticks) in enumerate(lanes):
         y = lanes_top + row * (lane_height + gap)
         picture.rect(left, y, plot, lane_height, "#f4f4f4")
-        picture.text(left - 8, y + lane_height / 2 + 4, label, anchor="end")
-        _density_strip(picture, ticks, x_of, y + lane_height - 5, left, plot)
+        name, _, second = label.partition("\n")
+        picture.text(left - 8, y + lane_height / 2 + (0 if second else 4), name, anchor="end")
+        if second:
+            picture.text(left - 8, y + lane_height / 2 + 12, second, size=9, anchor="end", fill="#555")
+        _density_strip(picture, ticks, x_of, y + lane_height - 9, left, plot)
         for t0, t1, span_label, colour, tip in spans:
             x0, x1 = x_of(t0), x_of(t1)
-            picture.rect(x0, y + 2, x1 - x0, lane_height - 9, colour, tip=tip, stroke="white", stroke_width=0.5)
+            picture.rect(x0, y + 2, x1 - x0, lane_height - 13, colour, tip=tip, stroke="white", stroke_width=0.5)
             if fits(span_label, x1 - x0):
                 picture.text(x0 + 3, y + lane_height / 2 + 1, span_label, size=10, fill=text_colour_on(colour))
 
@@ -175,7 +179,7 @@ def _density_strip(picture, instants, x_of, y, left, plot, bins=400):
     for i, count in enumerate(counts):
         if count:
             opacity = 0.25 + 0.75 * math.log1p(count) / math.log1p(peak)
-            picture.rect(left + i * plot / bins, y, plot / bins, 4, "#333", fill_opacity="%.2f" % opacity)
+            picture.rect(left + i * plot / bins, y, plot / bins, 8, "#333", fill_opacity="%.2f" % opacity)
 
 
 def grouped_bars(picture, x, y, width, title, rows, series, values, unit, log_scale=False, notes=None):
@@ -185,7 +189,7 @@ def grouped_bars(picture, x, y, width, title, rows, series, values, unit, log_sc
     series: series names, one bar per row each (colour from PALETTE)
     values: {(row, series): number or None}; None draws no bar
     notes:  {(row, series): short text} written after the bar (e.g. "99 stalled")"""
-    label_width, bar_height, group_gap = 160, 7, 8
+    label_width, bar_height, group_gap = 160, 9, 8
     notes = notes or {}
     numbers = [v for v in values.values() if v is not None and v > 0]
     top = max(numbers) if numbers else 1.0
@@ -193,14 +197,17 @@ def grouped_bars(picture, x, y, width, title, rows, series, values, unit, log_sc
     plot = width - label_width - 70
     low = math.floor(math.log10(bottom))
     high = max(math.ceil(math.log10(top)), low + 1)
-    axis_end = 10 ** high if log_scale else top
+    step = nice_step(top, 4)
+    axis_end = 10 ** high if log_scale else math.ceil(top / step - 1e-9) * step
+    ticks = [10 ** p for p in range(low, high + 1)] if log_scale else [
+        i * step for i in range(int(round(axis_end / step)) + 1)]
 
     def length(v):
         if v is None or v <= 0:
             return 0.0
         if log_scale:
             return (math.log10(v) - low) / (high - low) * plot
-        return v / top * plot
+        return v / axis_end * plot
 
     picture.text(x, y + 14, title + (" (log scale)" if log_scale else ""), size=12, font_weight="bold")
     legend_x = x
@@ -209,6 +216,12 @@ def grouped_bars(picture, x, y, width, title, rows, series, values, unit, log_sc
         picture.text(legend_x + 14, y + 31, name, size=10)
         legend_x += 14 + len(name) * CHAR_WIDTH + 12
     cy = y + 44
+    chart_bottom = cy + len(rows) * (len(series) * bar_height + group_gap)
+    for tick in ticks:  # gridlines first, so the bars are drawn over them
+        tx = x + label_width + (length(tick) if tick > 0 else 0.0)
+        picture.line(tx, y + 40, tx, chart_bottom, stroke="#e4e4e4")
+        picture.text(tx, chart_bottom + 12, _human(tick), size=9, anchor="middle", fill="#555")
+    picture.text(x + label_width + plot, chart_bottom + 24, unit, size=9, anchor="end", fill="#555")
     for row in rows:
         group_height = len(series) * bar_height
         picture.text(x + label_width - 6, cy + group_height / 2 + 4, row, size=10, anchor="end")
@@ -220,14 +233,13 @@ def grouped_bars(picture, x, y, width, title, rows, series, values, unit, log_sc
                 picture.rect(x + label_width, by, bar, bar_height - 1, PALETTE[i % len(PALETTE)],
                              tip="%s, %s: %s %s" % (row, name, _human(v), unit))
             note = notes.get((row, name))
-            if note:
-                picture.text(x + label_width + bar + 4, by + bar_height - 1, note, size=8, fill="#c0392b")
+            words = ", ".join(w for w in (_human(v) if v is not None else "", note) if w)
+            if words:  # the value itself, so a projected chart needs no hovering; a note in red
+                picture.text(x + label_width + bar + 3, by + bar_height - 1, words, size=8,
+                             fill="#c0392b" if note else "#333")
         cy += group_height + group_gap
     picture.line(x + label_width, y + 40, x + label_width, cy, stroke="#999")
-    picture.text(x + label_width, cy + 12, _human(10 ** low) if log_scale else "0", size=9, fill="#555")
-    picture.text(x + label_width + plot, cy + 12, "%s %s" % (_human(axis_end), unit), size=9, anchor="end",
-                 fill="#555")
-    return cy + 20 - y
+    return cy + 30 - y
 
 
 def _human(v):

@@ -287,3 +287,32 @@ def test_strace_report_says_a_timer_cut_the_wait():
     assert "one wait, counted as several calls" in words, words
     numbers = strace_report.summary_json(trace, [], "timer")
     assert numbers["waited"]["accept4"]["cut_short"] == 3, numbers["waited"]
+
+
+def perf_counts_syscalls():
+    if not shutil.which("perf"):
+        return False
+    proc = subprocess.run(["perf", "stat", "-x", ",", "-e", "raw_syscalls:sys_enter", "true"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=20)
+    return proc.returncode == 0
+
+
+def test_compare_picks_several_words_and_the_uring_modes():
+    """-m repeats; the io_uring modes run only when -m names them; -S counts every call (perf)."""
+    if harness.SANITIZED:
+        raise harness.Skip("the plain run covers compare.sh")
+    count = perf_counts_syscalls()
+    with tempfile.TemporaryDirectory(prefix="iomodels-compare-") as out_dir:
+        argv = [str(SCRIPTS / "compare.sh"), "-m", "multiplexing-epoll", "-m", "sqpoll", "-c", "1", "-d", "0.3",
+                "-o", out_dir] + (["-S"] if count else [])
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=script_env(),
+                              timeout=60)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        with open(os.path.join(out_dir, "compare.csv")) as f:
+            rows = {row["variant"]: row for row in csv.DictReader(f)}
+        assert set(rows) == {"multiplexing-epoll", "multiplexing-epoll-edge", "async-uring-sqpoll"}, sorted(rows)
+        if count:
+            assert "all calls/msg" in proc.stdout
+            # epoll: at least the read, the write and an epoll_wait now and then.
+            assert float(rows["multiplexing-epoll"]["all_syscalls_per_msg"]) >= 2, rows["multiplexing-epoll"]
+test_compare_picks_several_words_and_the_uring_modes.time_limit = 60
