@@ -226,13 +226,18 @@ SAMPLE_TRACE = """\
 """
 
 
-def test_strace_report_reads_the_trace():
+def read_sample(text):
+    """strace_report's reading of a trace given as text."""
     with tempfile.NamedTemporaryFile("w", suffix=".strace", delete=False) as f:
-        f.write(SAMPLE_TRACE)
+        f.write(text)
     try:
-        trace = strace_report.read_trace(f.name)
+        return strace_report.read_trace(f.name)
     finally:
         os.unlink(f.name)
+
+
+def test_strace_report_reads_the_trace():
+    trace = read_sample(SAMPLE_TRACE)
     main, helper = trace.lanes[100], trace.lanes[101]
     assert (main.role, helper.role, helper.parent) == ("main", "thread", 100)
 
@@ -275,12 +280,7 @@ TIMER_TRACE = """\
 
 def test_strace_report_says_a_timer_cut_the_wait():
     """Periodic SIGALRM interruptions are one wait cut into slices, not many short blocks."""
-    with tempfile.NamedTemporaryFile("w", suffix=".strace", delete=False) as f:
-        f.write(TIMER_TRACE)
-    try:
-        trace = strace_report.read_trace(f.name)
-    finally:
-        os.unlink(f.name)
+    trace = read_sample(TIMER_TRACE)
     words = strace_report.verdict(trace, [])
     assert "accept4 (5 calls, 3 of them cut short by a signal: SIGALRM 3)" in words, words
     assert "SIGALRM 3 times, every 250.0 ms (a timer)" in words, words
