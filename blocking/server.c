@@ -481,6 +481,7 @@ int main(int argc, char **argv)
         break;
     }
 
+    stop_wakes_listener(-1);
     if (close(listener.fd) < 0)
         warn_errno("close listener");
     stats_print_summary(stats);

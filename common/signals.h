@@ -17,8 +17,8 @@ bool stop_requested(void);
 /* For a server that blocks in accept(): a stop signal also shuts listen_fd
  * down, so accept() returns (EINVAL) even when the signal landed after the
  * flag check and before the call, where it could only set the flag. Only
- * this process does it, never a forked child. The listener must stay open
- * until the process exits. */
+ * this process does it, never a forked child. Pass -1 before closing the
+ * listener. */
 void stop_wakes_listener(int listen_fd);
 
 /* Blocks SIGINT and SIGTERM in the calling thread and stores in *wait_mask
