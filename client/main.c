@@ -42,7 +42,9 @@ void client_usage(FILE *out)
             "\n"
             "Exit status: 0 done, 1 a connection failed or an echo was wrong,\n"
             "2 usage error. Connections that never got an echo are reported as\n"
-            "stalled, which alone is not a failure.\n",
+            "stalled, which alone is not a failure; a measured message still\n"
+            "unanswered at the end is counted as unanswered and enters the\n"
+            "latencies with the time it had waited.\n",
             program_name(), program_name(), (int)CLIENT_IDLE_LIMIT_SECONDS);
 }
 
