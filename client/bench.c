@@ -326,7 +326,7 @@ static void print_summary(const struct bench_config *cfg, const struct bench_run
     printf("  problems  errors %lu, mismatches %lu, stalled %lu%s\n", run->errors, run->mismatches, r->stalled,
            r->stalled ? " (connections that never got an echo)" : "");
     if (run->unanswered)
-        printf("  unanswered %llu messages, in the latencies with the time they had waited\n",
+        printf("  in flight %llu messages unanswered at the end, in the latencies with their wait so far\n",
                (unsigned long long)run->unanswered);
     printf("  client    %.3f s of CPU, %.2f us per message\n", r->cpu_seconds, r->cpu_us_per_msg);
 }
