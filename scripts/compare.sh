@@ -249,6 +249,7 @@ run_one() {
     stalled=$(sed -n 's/.*"stalled":\([0-9]*\).*/\1/p' <<<"$json")
     [[ $stalled == 0 ]] && stalled=
     [[ $status == ok ]] && status=
+    rate=${rate%.*} # whole messages per second are precise enough to read
     echo "${rate:-?} msgs/s${stalled:+, $stalled stalled}${status:+ ($status)}"
 }
 

@@ -78,6 +78,12 @@ class Call:
         return "<" not in first or "<socket:" in first or "<TCP" in first or "<UNIX" in first
 
     @property
+    def eagain(self):
+        """Asked before anything was there. (rt_sigtimedwait's EAGAIN is
+        different: its timeout expired, after a whole wait.)"""
+        return self.error == "EAGAIN" and self.name != "rt_sigtimedwait"
+
+    @property
     def key(self):
         """The row this call is counted in: reads of files and pipes (the
         loader, the log) are kept apart from reads of sockets."""
@@ -87,10 +93,11 @@ class Call:
 
     @property
     def phase(self):
-        """'wait' (phase 1), 'copy' (phase 2), 'eagain' (asked too early), or ''."""
+        """'wait' (phase 1), 'copy' (phase 2), 'eagain' (asked too early),
+        'room' (a slow write on a blocking socket), or ''."""
         if self.name in IO_CALLS and not self.on_socket:
             return ""
-        if self.error == "EAGAIN":
+        if self.eagain:
             return "eagain"
         if self.name == "io_uring_enter":
             return "wait" if min_complete(self.args) > 0 else ""
@@ -103,7 +110,10 @@ class Call:
             # data (or the room) came. One on an O_NONBLOCK descriptor cannot
             # sleep: if it took long, it was descheduled (strace, load).
             if self.blocked and not self.nonblocking:
-                return "wait"
+                # A write waits for room in the send buffer, never for data;
+                # a few bytes always find room, so a slow one was most often
+                # only descheduled (strace slows every call).
+                return "room" if self.name in WRITE_CALLS else "wait"
             return "copy" if self.ret.lstrip("-").isdigit() and int(self.ret) > 0 else ""
         return ""
 
@@ -312,7 +322,7 @@ def syscall_table(calls):
         row = table.setdefault(call.key, {"calls": 0, "eagain": 0, "total": 0.0, "longest": 0.0, "blocked": 0,
                                           "phases": defaultdict(int)})
         row["calls"] += 1
-        row["eagain"] += call.error == "EAGAIN"
+        row["eagain"] += call.eagain
         row["total"] += call.seconds
         row["longest"] = max(row["longest"], call.seconds)
         row["blocked"] += call.blocked
@@ -324,10 +334,11 @@ def syscall_table(calls):
 
 
 def describe_phases(phases):
-    names = {"wait": "waited", "copy": "copied", "eagain": "EAGAIN"}
+    names = {"wait": "waited", "copy": "copied", "eagain": "EAGAIN", "room": "slow"}
     shown = [(names[p], n) for p, n in phases.items() if p in names and n]
     if len(shown) == 1:
-        return {"waited": "waiting for data", "copied": "copying", "EAGAIN": "nothing there yet"}[shown[0][0]]
+        return {"waited": "waiting for data", "copied": "copying", "EAGAIN": "nothing there yet",
+                "slow": "waiting for room, or descheduled"}[shown[0][0]]
     return ", ".join("%s %d" % pair for pair in shown)
 
 
@@ -461,13 +472,18 @@ def verdict(trace, events):
                          "so they only copied what was already there." % (
                              plural(len(copying_reads), "read"), seconds_text(average)))
 
-    eagain = sum(c.error == "EAGAIN" for c in all_calls)
+    eagain = sum(c.eagain for c in all_calls)
     if eagain:
         share = eagain / max(len(all_calls), 1)
         sentences.append("%s came back with EAGAIN (%.0f%% of all its calls): asked before anything was there."
                          % (plural(eagain, "call"), share * 100))
     else:
         sentences.append("0 EAGAIN.")
+    slow_writes = [c for c in all_calls if c.phase == "room"]
+    if slow_writes:
+        sentences.append("%s on a blocking socket took over 1 ms (longest %s): waiting for room in the send "
+                         "buffer, or descheduled; that is not waiting for data." % (
+                             plural(len(slow_writes), "write"), seconds_text(max(c.seconds for c in slow_writes))))
     signals = defaultdict(int)
     times = defaultdict(list)
     for lane in lanes:
@@ -616,7 +632,7 @@ def draw_timeline(trace, events, title, path):
                   "%s %s: %s" % (c.name, seconds_text(c.seconds), c.line.split("\n")[-1][:200]))
                  for c in lane.calls if c.blocked]
         ticks = [c.start for c in lane.calls if not c.blocked]
-        eagain = sum(c.error == "EAGAIN" for c in lane.calls)
+        eagain = sum(c.eagain for c in lane.calls)
         count = "%d calls%s" % (len(lane.calls), ", %d EAGAIN" % eagain if eagain else "")
         lanes.append((lane.label + "\n" + count, spans, ticks))
     marks = [(e["t"], e["label"]) for e in events if e["kind"] != "echo"]
@@ -624,7 +640,7 @@ def draw_timeline(trace, events, title, path):
     used |= {"#333"} if any(ticks for _, _, ticks in lanes) else set()
     legend = [(colour, meaning) for colour, meaning in [
         (WAIT_COLOUR, "blocked waiting"), (READ_COLOUR, "read/write blocked"), (NAP_COLOUR, "napping"),
-        (OTHER_COLOUR, "over 1 ms, not waiting"), ("#333", "short calls (darker: more)"),
+        (OTHER_COLOUR, "over 1 ms, not waiting for data"), ("#333", "short calls (darker: more)"),
         (QUEUED_COLOUR, "client in listen queue"), (ECHO_WAIT_COLOUR, "client awaits echo")] if colour in used]
     picture = svg.timeline("Where it blocks: " + title, lanes, marks, trace.start or 0, trace.end or 1, legend)
     picture.save(path)

@@ -11,6 +11,7 @@ import csv
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -177,6 +178,8 @@ def test_compare_writes_a_row_for_every_variant():
                               timeout=120)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert "[12/12]" in proc.stderr, "progress names each run"
+        assert re.search(r"\] .* \d+ msgs/s", proc.stderr), proc.stderr
+        assert not re.search(r"\d\.\d+ msgs/s", proc.stderr), "whole messages per second"
         with open(os.path.join(out_dir, "compare.csv")) as f:
             rows = {row["variant"]: row for row in csv.DictReader(f)}
         assert set(rows) == set(EXPECTATIONS), "rows: %s" % sorted(rows)
@@ -316,3 +319,28 @@ def test_compare_picks_several_words_and_the_uring_modes():
             # epoll: at least the read, the write and an epoll_wait now and then.
             assert float(rows["multiplexing-epoll"]["all_syscalls_per_msg"]) >= 2, rows["multiplexing-epoll"]
 test_compare_picks_several_words_and_the_uring_modes.time_limit = 60
+
+
+def test_strace_report_does_not_call_a_slow_write_a_wait_for_data():
+    """An 8-byte write on a blocking socket that strace slowed past 1 ms is not phase 1."""
+    trace = read_sample("""\
+300   10:00:00.000000 accept4(3<socket:[1]>, NULL, NULL, SOCK_CLOEXEC) = 4<socket:[2]> <0.400000>
+300   10:00:00.400100 read(4<socket:[2]>, "hello 1\\n", 65536) = 8 <1.000000>
+300   10:00:01.400200 write(4<socket:[2]>, "hello 1\\n", 8) = 8 <0.001600>
+300   10:00:01.402000 +++ exited with 0 +++
+""")
+    words = strace_report.verdict(trace, [])
+    assert "in write" not in words, words
+    assert "1 write on a blocking socket took over 1 ms" in words and "not waiting for data" in words, words
+    assert "write" not in strace_report.summary_json(trace, [], "slow write")["waited"]
+
+
+def test_strace_report_reads_a_timed_out_sigtimedwait_as_a_wait():
+    """rt_sigtimedwait's EAGAIN is its timeout: a whole wait, not a question asked too early."""
+    trace = read_sample("""\
+400   10:00:00.000000 rt_sigtimedwait([INT TERM IO RT_3], 0x7ff, {tv_sec=1, tv_nsec=0}, 8) = -1 EAGAIN (Resource temporarily unavailable) <1.000000>
+400   10:00:01.000100 rt_sigtimedwait([INT TERM IO RT_3], {si_signo=SIGRT_3, si_code=SI_ASYNCIO}, {tv_sec=1, tv_nsec=0}, 8) = 35 (SIGRT_3) <0.300000>
+400   10:00:01.300200 +++ exited with 0 +++
+""")
+    words = strace_report.verdict(trace, [])
+    assert "1.30 s in rt_sigtimedwait (2 calls)" in words and "0 EAGAIN" in words, words
