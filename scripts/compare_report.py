@@ -98,9 +98,23 @@ def where_measured():
         datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), os.getloadavg()[0])
 
 
+def disturbance(runs):
+    """A warning when other programs took a good share of the CPUs during the
+    runs (more than 0.3 cores on average), or None."""
+    others = [run["other_cpu_cores"] for run in runs if run.get("other_cpu_cores") is not None]
+    if not others or sum(others) / len(others) <= 0.3:
+        return None
+    return ("other programs used %.1f cores on average during these runs (up to %.1f): msgs/s and latency are "
+            "disturbed, CPU per message less so" % (sum(others) / len(others), max(others)))
+
+
 def print_table(runs, baseline, out=sys.stdout):
-    out.write("\nMeasured on %s. Ratios are against %s at the same connection count.\n\n"
+    out.write("\nMeasured on %s. Ratios are against %s at the same connection count.\n"
               % (where_measured(), baseline))
+    warning = disturbance(runs)
+    if warning:
+        out.write("WARNING: %s.\n" % warning)
+    out.write("\n")
     counted = any(run.get("all_syscalls_per_msg") is not None for run in runs)
     heads = ["variant", "conns", "msgs/s", "p50 µs", "p99 µs", "p99.9 µs", "stalled", "server CPU µs/msg",
              "read+write calls/msg"] + (["all calls/msg"] if counted else []) + [
@@ -143,7 +157,9 @@ def draw(runs, path):
     picture = svg.Svg(panel * len(charts) + 20, 0)
     picture.text(10, 20, "Echo servers side by side: %s-byte messages, closed loop"
                  % (runs[0].get("size") or "?"), size=14, font_weight="bold")
-    picture.text(10, 38, "measured on " + where_measured(), size=10, fill="#555")
+    warning = disturbance(runs)
+    picture.text(10, 38, "measured on " + where_measured() + ("; " + warning if warning else ""), size=10,
+                 fill="#c0392b" if warning else "#555")
     height = 0
     for i, (title, key, unit, log_scale) in enumerate(charts):
         values, notes = {}, {}

@@ -344,3 +344,23 @@ def test_strace_report_reads_a_timed_out_sigtimedwait_as_a_wait():
 """)
     words = strace_report.verdict(trace, [])
     assert "1.30 s in rt_sigtimedwait (2 calls)" in words and "0 EAGAIN" in words, words
+
+
+def test_compare_report_warns_when_the_machine_was_busy():
+    """Other programs' CPU during the runs is said above the table, not only in its last column."""
+    bench = json.dumps({"size": 64, "seconds": 1, "msgs": 10000, "msgs_per_sec": 10000, "p50_us": 90, "p99_us": 400,
+                        "p999_us": 900, "max_us": 1000, "stalled": 0, "errors": 0, "mismatches": 0,
+                        "client_cpu_seconds": 0.5})
+    head = "variant\tconns\tstatus\tstarted\tended\tcpu_ns\tsyscr\tsyscw\tbusy_ticks\tbench_json\tsyscalls\n"
+    with tempfile.TemporaryDirectory(prefix="iomodels-report-") as out_dir:
+        raw = os.path.join(out_dir, "raw.tsv")
+        for busy_ticks, warned in ((250, True), (100, False)):  # 100 ticks a second: 2.5 s or 1 s of CPU in 1 s
+            with open(raw, "w") as f:
+                f.write(head + "multiplexing-epoll\t1\tok\t100.0\t101.0\t500000000\t10000\t10000\t%d\t%s\t\n"
+                        % (busy_ticks, bench))
+            proc = subprocess.run([sys.executable, str(SCRIPTS / "compare_report.py"), raw, "--ticks-per-second",
+                                   "100", "--svg", os.path.join(out_dir, "c.svg")],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+            assert proc.returncode == 0, proc.stderr
+            assert ("WARNING: other programs used 1.5 cores" in proc.stdout) == warned, proc.stdout
+            assert ("other programs used" in open(os.path.join(out_dir, "c.svg")).read()) == warned
