@@ -633,7 +633,8 @@ def draw_timeline(trace, events, title, path):
                  for c in lane.calls if c.blocked]
         ticks = [c.start for c in lane.calls if not c.blocked]
         eagain = sum(c.eagain for c in lane.calls)
-        count = "%d calls%s" % (len(lane.calls), ", %d EAGAIN" % eagain if eagain else "")
+        signals = ["%s %d" % kv for kv in sorted(lane.signals.items()) if kv[0] not in STOP_SIGNALS]
+        count = ", ".join(["%d calls" % len(lane.calls)] + (["%d EAGAIN" % eagain] if eagain else []) + signals)
         lanes.append((lane.label + "\n" + count, spans, ticks))
     marks = [(e["t"], e["label"]) for e in events if e["kind"] != "echo"]
     used = {colour for _, spans, _ in lanes for _, _, _, colour, _ in spans}

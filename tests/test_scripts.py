@@ -71,6 +71,7 @@ def check_timeline(path):
     texts = [t.text for t in root.iter(SVG + "text")]
     assert "client 2 connects" in texts and "client 1 sends" in texts, "the scenario's events are marked"
     assert any((t or "").startswith("main ") for t in texts), "a lane for the main process"
+    assert any(re.match(r"\d+ calls", t or "") for t in texts), "each lane says how many calls it made"
     assert len(list(root.iter(SVG + "rect"))) > 5
 
 
