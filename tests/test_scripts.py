@@ -365,3 +365,13 @@ def test_compare_report_warns_when_the_machine_was_busy():
             assert proc.returncode == 0, proc.stderr
             assert ("WARNING: other programs used 1.5 cores" in proc.stdout) == warned, proc.stdout
             assert ("other programs used" in open(os.path.join(out_dir, "c.svg")).read()) == warned
+
+
+def test_strace_report_never_rounds_most_to_all():
+    """999 EAGAIN out of 1001 calls is 99.80%, not 100%."""
+    lines = ["500   10:00:00.%06d read(4<socket:[2]>, 0x7f, 100) = -1 EAGAIN (Resource temporarily unavailable) "
+             "<0.000001>" % i for i in range(999)]
+    lines += ["500   10:00:01.000000 read(4<socket:[2]>, \"hi\", 100) = 2 <0.000002>",
+              "500   10:00:01.000010 write(4<socket:[2]>, \"hi\", 2) = 2 <0.000002>"]
+    words = strace_report.verdict(read_sample("\n".join(lines) + "\n"), [])
+    assert "999 calls came back with EAGAIN (99.80% of all its calls)" in words, words
