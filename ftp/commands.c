@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -382,17 +383,26 @@ static void cmd_pasv(struct session *s, const char *arg)
         data_enter_passive(s, false);
 }
 
+/* EPSV's protocol number: 1 for IPv4, also when an IPv4 client reached a
+ * dual-stack listener and shows as ::ffff:a.b.c.d; 2 for IPv6. */
+static const char *control_protocol(const struct session *s)
+{
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&s->local_addr;
+    bool v4 = s->local_addr.ss_family == AF_INET ||
+              (s->local_addr.ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr));
+    return v4 ? "1" : "2";
+}
+
 static void cmd_epsv(struct session *s, const char *arg)
 {
-    int family = s->local_addr.ss_family;
+    const char *protocol = control_protocol(s);
     if (strcasecmp(arg, "ALL") == 0) {
         s->epsv_all = true;
         session_reply(s, 200, "EPSV ALL ok");
-    } else if (*arg == '\0' || (strcmp(arg, "1") == 0 && family == AF_INET) ||
-               (strcmp(arg, "2") == 0 && family == AF_INET6)) {
+    } else if (*arg == '\0' || strcmp(arg, protocol) == 0) {
         data_enter_passive(s, true);
     } else if (strcmp(arg, "1") == 0 || strcmp(arg, "2") == 0) {
-        session_reply(s, 522, "Network protocol not supported, use (%d)", family == AF_INET ? 1 : 2);
+        session_reply(s, 522, "Network protocol not supported, use (%s)", protocol);
     } else {
         session_reply(s, 501, "EPSV takes no argument, 1, 2 or ALL");
     }
@@ -517,11 +527,13 @@ static bool open_temporary_upload(struct session *s, struct transfer *t)
 }
 
 /* APPE, and STOR after REST: by definition they extend the file that is
- * there, so they write in place. Replies itself on failure. */
+ * there, so they write in place. Only APPE creates a missing file: a
+ * resume of nothing is refused and must leave nothing behind. Replies
+ * itself on failure. */
 static bool open_in_place_upload(struct session *s, struct transfer *t, bool append, off_t offset)
 {
     struct stat st;
-    int flags = O_WRONLY | O_CREAT | O_NONBLOCK | O_NOCTTY | (append ? O_APPEND : 0);
+    int flags = O_WRONLY | O_NONBLOCK | O_NOCTTY | (append ? O_APPEND | O_CREAT : 0);
     t->file_fd = path_open(config(s)->root_fd, t->what, flags, 0644);
     if (t->file_fd < 0 || fstat(t->file_fd, &st) < 0) {
         reply_path_error(s, t->what, errno);

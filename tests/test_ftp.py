@@ -778,6 +778,41 @@ def test_abor_and_rest_stor_uploads():
         ftp.quit()
 
 
+def test_rest_then_stor_of_a_missing_file_creates_nothing():
+    """A resume (REST n, STOR) of a file that is not there is refused, and
+    the refusal leaves no empty file under that name."""
+    with served_tree() as (srv, root):
+        c = Control(srv)
+        data = c.passive()
+        assert c.command("REST 5")[0] == 350
+        assert c.command("STOR missing.bin")[0] in (550, 554)
+        data.close()
+        assert os.listdir(root) == [], os.listdir(root)
+        c.close()
+
+
+def test_epsv_1_from_an_ipv4_client_of_a_dual_stack_listener():
+    """Listening on ::, an IPv4 client shows as ::ffff:127.0.0.1: EPSV 1
+    (IPv4) is its protocol, not a 522."""
+    try:
+        probe = socket.socket(socket.AF_INET6)
+        probe.bind(("::", 0))
+        probe.close()
+    except OSError as exc:
+        raise harness.Skip("no IPv6: %s" % exc)
+    with served_tree("-H", "::", files={"f.txt": b"dual stack"}) as (srv, root):
+        srv.host = "127.0.0.1"
+        c = Control(srv)
+        code, text = c.command("EPSV 1")
+        assert code == 229, (code, text)
+        data = harness.connect(int(re.search(r"\(\|\|\|(\d+)\|\)", text).group(1)), "127.0.0.1", timeout=10)
+        assert c.command("RETR f.txt")[0] == 150
+        assert recv_all(data) == b"dual stack"
+        assert c.reply()[0] == 226
+        assert c.command("EPSV 2")[0] == 522
+        c.close()
+
+
 def test_ipv6_control_uses_epsv():
     try:
         probe = socket.socket(socket.AF_INET6)
