@@ -171,6 +171,8 @@ static void cmd_stru(struct session *s, const char *arg)
         session_reply(s, 504, "Only File structure is supported");
 }
 
+/* ALLO only prepares a STOR, but it is marked as writing: a read-only
+ * server says no before the upload rather than after. */
 static void cmd_allo(struct session *s, const char *arg)
 {
     (void)arg;
@@ -677,7 +679,7 @@ static const struct command commands[] = {
     {"TYPE", ARG_REQUIRED, true, false, cmd_type},
     {"MODE", ARG_REQUIRED, true, false, cmd_mode},
     {"STRU", ARG_REQUIRED, true, false, cmd_stru},
-    {"ALLO", ARG_OPTIONAL, true, false, cmd_allo},
+    {"ALLO", ARG_OPTIONAL, true, true, cmd_allo},
     {"PWD", ARG_NONE, true, false, cmd_pwd},
     {"XPWD", ARG_NONE, true, false, cmd_pwd},
     {"CWD", ARG_REQUIRED, true, false, cmd_cwd},

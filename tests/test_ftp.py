@@ -289,7 +289,8 @@ def test_ftplib_mkd_rmd_rename_delete():
 def test_read_only_refuses_every_write():
     with served_tree("--read-only", files={"keep.txt": b"keep", "dir/x": b"x"}) as (srv, root):
         ftp = ftp_login(srv)
-        for command in ["DELE keep.txt", "MKD new", "RMD dir", "RNFR keep.txt"]:
+        for command in ["DELE keep.txt", "MKD new", "XMKD new", "RMD dir", "XRMD dir", "RNFR keep.txt",
+                        "RNTO new.txt", "ALLO 100"]:
             try:
                 reply = ftp.sendcmd(command)
             except ftplib.error_perm as exc:
