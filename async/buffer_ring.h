@@ -12,8 +12,9 @@
  * The ring is only a window onto a larger pool: it holds at most `window`
  * buffers, refilled from a stack of free ones, most recently used first. So
  * the memory actually touched follows the load (a few hot buffers), while
- * the pool is large enough that connections which stopped reading their
- * echo cannot take every buffer from the others. */
+ * the pool has room for every connection's 64 KiB (up to a cap), so
+ * connections which stopped reading their echo cannot take every buffer
+ * from the others. */
 #ifndef IOMODELS_BUFFER_RING_H
 #define IOMODELS_BUFFER_RING_H
 

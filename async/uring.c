@@ -54,7 +54,8 @@ enum {
     RING_BUFFER_SIZE = 4096,
     MAX_RING_BUFFERS = 32768,
     /* A connection stops receiving once this many buffers wait for their
-     * echo: the same 64 KiB bound as the other servers' connection buffer. */
+     * echo: the same 64 KiB bound as the other servers' connection buffer
+     * (exact with the multishot byte limit, see submit_recv). */
     QUEUE_LIMIT = CONN_BUFFER_SIZE / RING_BUFFER_SIZE,
 
     SPARE_BUFFERS = 32,   /* the pool's free buffers, without a buffer ring */
@@ -88,6 +89,7 @@ struct connection {
     unsigned in_flight;    /* requests the kernel holds on this socket, cancels included */
     bool receiving;        /* a recv is armed */
     bool recv_multishot;   /* ... and was submitted as multishot */
+    bool recv_limited;     /* ... with a byte limit */
     bool sending;          /* the one send in flight */
     bool receive_paused;   /* backpressure: QUEUE_LIMIT buffers await their echo */
     bool closing;          /* finished: close once in_flight is 0 */
@@ -119,6 +121,7 @@ struct uring_server {
     long clients, max_clients;
 
     bool multishot_accept, multishot_recv; /* false once the kernel refused them */
+    bool recv_limit;                       /* multishot recv takes a byte limit (6.17) */
     bool accepting;          /* an accept request is armed */
     bool accept_paused;      /* out of descriptors: wait before accepting again */
     bool pause_armed;        /* the pause's timeout request is in flight */
@@ -169,6 +172,13 @@ static void submit_recv(struct uring_server *srv, struct connection *conn)
         sqe->buf_group = srv->buffers.group;
         if (srv->multishot_recv)
             sqe->ioprio = IORING_RECV_MULTISHOT;
+        /* Without a limit, a multishot recv takes all the socket holds
+         * until our cancel lands (up to 95 buffers each for 100 clients
+         * that never read, and the pool ran dry). Since 6.17 it ends by
+         * itself after this many bytes (newer headers name the field
+         * optlen); conn_next_step re-arms it when there is room again. */
+        if (srv->multishot_recv && srv->recv_limit)
+            sqe->file_index = (QUEUE_LIMIT - conn->queued) * RING_BUFFER_SIZE;
     } else {
         struct buffer *buf = conn->echo.buf;
         sqe->addr = (uintptr_t)(buf->data + buf->end);
@@ -176,6 +186,7 @@ static void submit_recv(struct uring_server *srv, struct connection *conn)
     }
     conn->receiving = true;
     conn->recv_multishot = srv->have_buffer_ring && srv->multishot_recv;
+    conn->recv_limited = conn->recv_multishot && srv->recv_limit;
     conn->in_flight++;
 }
 
@@ -368,6 +379,11 @@ static void on_recv_error(struct uring_server *srv, struct connection *conn, int
     if (err == ENOBUFS) {
         if (!conn->closing)
             wait_for_buffers(srv, conn);
+    } else if (err == EINVAL && conn->recv_limited && srv->recv_limit) {
+        srv->recv_limit = false;
+        log_event("this kernel has no byte limit for multishot recv: a connection that stops reading may "
+                  "hold more than %d KiB until its cancel lands",
+                  CONN_BUFFER_SIZE / 1024);
     } else if (err == EINVAL && conn->recv_multishot && srv->multishot_recv) {
         srv->multishot_recv = false;
         log_event("this kernel refuses multishot recv: one recv per message from now on");
@@ -634,10 +650,11 @@ struct uring_server *uring_server_create(const struct engine_setup *setup, const
     buffer_pool_init(&srv->pool, SPARE_BUFFERS);
     srv->accept_pause = (struct __kernel_timespec){.tv_nsec = ACCEPT_PAUSE_MS * 1000000L};
 
-    srv->multishot_accept = srv->multishot_recv = !options->oneshot;
+    srv->multishot_accept = srv->multishot_recv = srv->recv_limit = !options->oneshot;
     if (!options->oneshot) {
-        /* Enough for every connection to hold its 64 KiB, up to a cap. */
-        long pool = srv->max_clients * QUEUE_LIMIT;
+        /* Enough for every connection to hold its 64 KiB and a partly
+         * filled buffer more, up to a cap. */
+        long pool = srv->max_clients * (QUEUE_LIMIT + 1);
         unsigned count = pool > MAX_RING_BUFFERS ? MAX_RING_BUFFERS : pool < RING_WINDOW ? RING_WINDOW : (unsigned)pool;
         rc = buffer_ring_create(&srv->buffers, &srv->ring, BUFFER_GROUP, RING_WINDOW, count, RING_BUFFER_SIZE);
         if (rc == 0) {

@@ -254,6 +254,42 @@ def test_completion_queue_overflow_loses_nothing():
         assert status == 0, log[-500:]
 
 
+def test_clients_that_never_read_cannot_starve_a_new_one():
+    """100 clients send without reading until the server stops taking their
+    bytes. Each may hold 64 KiB of ring buffers; a multishot recv without a
+    byte limit took whatever its socket held before the cancel landed (up to
+    95 buffers each), emptied the shared pool (--max-clients x 17 buffers),
+    and a new client waited for ever on ENOBUFS."""
+    needs_uring()
+    n = 100
+    with harness.Server(PROGRAM, "-q", "--engine", "uring", "--max-clients", n + 1) as srv:
+        hogs = []
+        try:
+            for _ in range(n):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                hogs.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+                sock.connect((srv.host, srv.port))
+                sock.setblocking(False)
+            chunk = payload(65536, 11)
+            started = last_progress = time.monotonic()
+            while time.monotonic() - last_progress < 0.5 and time.monotonic() - started < slow(20):
+                for sock in hogs:
+                    try:
+                        sock.send(chunk)
+                        last_progress = time.monotonic()
+                    except BlockingIOError:
+                        pass
+                time.sleep(0.005)
+            with srv.connect() as sock:
+                echo_roundtrip(sock, payload(4000, 12), timeout=5)
+        finally:
+            for sock in hogs:
+                sock.close()
+        status, log = srv.stop(timeout=20)
+        assert status == 0, log[-500:]
+
+
 def test_task_run_modes_fall_back_on_einval():
     """An older kernel refuses DEFER_TASKRUN, then COOP_TASKRUN, with EINVAL
     (injected here with strace): the ring is set up with the next mode."""
