@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum { TELNET_IAC = 0xFF };
+enum { TELNET_IAC = 0xFF, TELNET_DM = 0xF2 };
 
 static void on_control_event(struct loop *loop, int fd, int ready, void *data);
 
@@ -220,6 +220,22 @@ static bool next_line(struct session *s, char line[COMMAND_LINE_MAX], size_t *ta
     }
 }
 
+/* The Telnet Synch (IAC DM, sent as urgent data before ABOR) tells the
+ * receiver to discard what came before it (RFC 854). Honoured during a
+ * transfer, it lets ABOR overtake commands queued behind the transfer,
+ * which would otherwise wait for a transfer that may never end. */
+static void honour_telnet_synch(struct session *s)
+{
+    static const char synch[] = {(char)TELNET_IAC, (char)TELNET_DM};
+    char *last = NULL;
+    for (char *p = s->in; (p = memmem(p, s->in_len - (size_t)(p - s->in), synch, sizeof synch)); p += sizeof synch)
+        last = p;
+    if (!last)
+        return;
+    drop_input(s, (size_t)(last - s->in) + sizeof synch);
+    s->discarding = false;
+}
+
 static bool is_abort(const char *line)
 {
     return strncasecmp(line, "ABOR", 4) == 0 && (line[4] == '\0' || line[4] == ' ');
@@ -234,6 +250,8 @@ static int run_pending_commands(struct session *s)
     char line[COMMAND_LINE_MAX];
     size_t taken;
     int ran = 0;
+    if (data_transfer_active(s))
+        honour_telnet_synch(s);
     while (!s->close_reason && CONTROL_OUT_SIZE - (s->out_end - s->out_start) >= REPLY_RESERVE &&
            next_line(s, line, &taken)) {
         if (data_transfer_active(s) && !is_abort(line))

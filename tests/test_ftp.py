@@ -406,6 +406,25 @@ def test_client_that_never_reads_its_data_stalls_no_one_else():
         stalled.close()
 
 
+def test_abor_after_a_telnet_synch_overtakes_queued_commands():
+    """During a stalled transfer, commands sent after RETR wait their turn;
+    an ABOR behind the Telnet Synch (IAC IP IAC DM, as lftp sends it)
+    discards them and aborts at once instead of waiting for ever."""
+    with served_tree() as (srv, root):
+        with open(os.path.join(root, "huge.bin"), "wb") as f:
+            f.truncate(256 << 20)
+        c = Control(srv)
+        data = c.passive()
+        data.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        assert c.command("RETR huge.bin")[0] == 150
+        c.send(b"NOOP\r\n")
+        c.send(b"\xff\xf4\xff\xf2ABOR\r\n")
+        assert [c.reply(timeout=5)[0], c.reply()[0]] == [426, 226]
+        data.close()
+        assert c.command("NOOP")[0] == 200
+        c.close()
+
+
 # -- confinement --------------------------------------------------------------
 
 def test_escapes_from_the_root_are_refused():
