@@ -38,10 +38,9 @@ int ring_register(struct ring *ring, unsigned opcode, void *arg, unsigned nr_arg
  * thread. By default it interrupts the thread as soon as there is some,
  * like a signal; on a 2-core VM that cost a quarter to two thirds more CPU
  * per message (docs/async.md). COOP_TASKRUN lets it wait for our next
- * system call;
- * DEFER_TASKRUN (which needs SINGLE_ISSUER: only this thread submits)
- * waits until we ask for completions, so they arrive in batches. Newer
- * modes first; an older kernel refuses a flag it does not know with
+ * system call; DEFER_TASKRUN (which needs SINGLE_ISSUER: only this thread
+ * submits) waits until we ask for completions, so they arrive in batches.
+ * Newer modes first; an older kernel refuses a flag it does not know with
  * EINVAL, and the next is tried. */
 static const struct task_run_mode {
     enum ring_task_run mode;

@@ -539,26 +539,27 @@ static void handle_completion(struct uring_server *srv, const struct io_uring_cq
 {
     enum request_kind kind = request_kind(cqe->user_data);
     int fd = request_fd(cqe->user_data);
-    if (kind == REQ_ACCEPT) {
-        on_accept(srv, cqe);
-    } else if (kind == REQ_ACCEPT_PAUSE) {
-        on_accept_pause_over(srv);
-    } else if (fd != srv->listen_fd) { /* the listener's cancels need nothing */
-        struct connection *conn = fd >= 0 && fd < srv->capacity ? srv->by_fd[fd] : NULL;
-        if (!conn) {
-            warn("completion for fd %d, which has no connection", fd);
-            return;
-        }
-        if (kind == REQ_RECV)
-            on_recv(srv, conn, cqe);
-        else if (kind == REQ_SEND)
-            on_send(srv, conn, cqe);
-        else
-            conn->in_flight--; /* a cancel's own completion */
-        conn_next_step(srv, conn);
+    if (fd == srv->listen_fd) {
+        if (kind == REQ_ACCEPT)
+            on_accept(srv, cqe);
+        else if (kind == REQ_ACCEPT_PAUSE)
+            on_accept_pause_over(srv);
+        /* (the completion of a cancelled accept needs nothing more) */
+        keep_accepting(srv);
         return;
     }
-    keep_accepting(srv);
+    struct connection *conn = fd >= 0 && fd < srv->capacity ? srv->by_fd[fd] : NULL;
+    if (!conn) {
+        warn("completion for fd %d, which has no connection", fd);
+        return;
+    }
+    if (kind == REQ_RECV)
+        on_recv(srv, conn, cqe);
+    else if (kind == REQ_SEND)
+        on_send(srv, conn, cqe);
+    else
+        conn->in_flight--; /* a cancel's own completion */
+    conn_next_step(srv, conn);
 }
 
 /* Buffers given back during the batch go back into the ring, all at once;
