@@ -466,6 +466,8 @@ def test_escapes_from_the_root_are_refused():
             for command in ["DELE sibling/secret.txt", "DELE absolute/secret.txt", "MKD sibling/new",
                             "RMD ../outside", "RNFR sibling/secret.txt", "RNFR ../outside/secret.txt"]:
                 assert c.command(command)[0] == 550, command
+            for command in ["RMD /", "RMD .", "DELE /", "MKD .", "RNFR /", "RMD inner/../..", "DELE ../outside"]:
+                assert c.command(command)[0] == 550, command  # the root itself has no parent to act in
             data = c.passive()
             assert c.command("STOR sibling/planted.txt")[0] == 550
             data.close()
@@ -483,6 +485,30 @@ def test_escapes_from_the_root_are_refused():
             c.close()
             status, _ = srv.stop()
             assert status == 0
+
+
+def test_link_swapped_in_during_an_upload_does_not_redirect_it():
+    """The upload's directory is held open from STOR on: a symbolic link
+    to the outside swapped in under its name mid-transfer changes nothing,
+    and the file lands in the directory that was opened."""
+    with tempfile.TemporaryDirectory(prefix="iomodels-ftp-") as tmp:
+        root, outside = os.path.join(tmp, "root"), os.path.join(tmp, "outside")
+        os.makedirs(os.path.join(root, "d"))
+        os.mkdir(outside)
+        with Server("ftpd", "-r", root) as srv:
+            c = Control(srv)
+            data = c.passive()
+            assert c.command("STOR d/x.bin")[0] == 150
+            data.sendall(b"first ")
+            harness.wait_until(lambda: leftovers(root), 10, "the temporary upload file")
+            os.rename(os.path.join(root, "d"), os.path.join(root, "moved"))
+            os.symlink(outside, os.path.join(root, "d"))
+            data.sendall(b"second")
+            data.close()
+            assert c.reply()[0] == 226
+            assert os.listdir(outside) == []
+            assert read_file(os.path.join(root, "moved", "x.bin")) == b"first second"
+            c.close()
 
 
 def test_port_and_eprt_may_only_name_the_control_peer():
