@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -178,11 +179,15 @@ static void start(struct ftp_server *server, const struct ftpd_options *o)
     };
     if (o->user) {
         /* The password is the part after the first ':'; the option string
-         * is ours to cut (argv). */
+         * is ours to cut (argv). The password is copied and wiped from
+         * argv, which every local user can read (ps, /proc/PID/cmdline). */
         char *colon = strchr(o->user, ':');
         *colon = '\0';
         server->config.user = o->user;
-        server->config.password = colon + 1;
+        server->config.password = strdup(colon + 1);
+        if (!server->config.password)
+            die_errno("--user");
+        memset(colon + 1, 0, strlen(colon + 1));
     }
 
     long fd_limit = raise_fd_limit(o->common.max_clients * DESCRIPTORS_PER_SESSION + 64);
@@ -215,6 +220,7 @@ static void stop(struct ftp_server *server)
     loop_unwatch(server->loop, server->listen_fd);
     close(server->listen_fd);
     close(server->config.root_fd);
+    free(server->config.password);
     loop_destroy(server->loop);
     buffer_pool_destroy(&server->buffers);
 }

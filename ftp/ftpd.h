@@ -18,7 +18,7 @@ struct ftp_config {
     bool read_only;         /* --read-only */
     long idle_timeout_ms;   /* --idle-timeout */
     const char *user;       /* --user NAME:PASSWORD, or NULL: anonymous */
-    const char *password;
+    char *password;         /* a copy: wiped from argv */
     long max_clients;
 };
 

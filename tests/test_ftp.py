@@ -696,6 +696,8 @@ def test_user_account_is_required_when_configured():
         assert ftp.nlst() == ["f"]
         ftp.quit()
         assert "s3cret" not in srv.stderr()
+        with open("/proc/%d/cmdline" % srv.proc.pid, "rb") as f:
+            assert b"s3cret" not in f.read()  # ps shows every local user the command line
 
 
 def test_idle_timeout_closes_with_421():
