@@ -226,14 +226,14 @@ static bool next_line(struct session *s, char line[COMMAND_LINE_MAX], size_t *ta
  * which would otherwise wait for a transfer that may never end. */
 static void honour_telnet_synch(struct session *s)
 {
-    static const char synch[] = {(char)TELNET_IAC, (char)TELNET_DM};
-    char *last = NULL;
-    for (char *p = s->in; (p = memmem(p, s->in_len - (size_t)(p - s->in), synch, sizeof synch)); p += sizeof synch)
-        last = p;
-    if (!last)
-        return;
-    drop_input(s, (size_t)(last - s->in) + sizeof synch);
-    s->discarding = false;
+    const unsigned char *in = (const unsigned char *)s->in;
+    for (size_t i = s->in_len; i-- > 1;) {
+        if (in[i - 1] == TELNET_IAC && in[i] == TELNET_DM) { /* the last Synch wins */
+            drop_input(s, i + 1);
+            s->discarding = false;
+            return;
+        }
+    }
 }
 
 static bool is_abort(const char *line)
