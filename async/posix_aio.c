@@ -305,7 +305,10 @@ static void block_engine_signals(struct aio_server *srv)
 }
 
 /* At the end every helper thread must let go of its buffer before it is
- * freed: shutdown makes a blocked read return 0 and a blocked write fail. */
+ * freed. aio_cancel cannot stop a request a helper thread is already
+ * running (AIO_NOTCANCELED); shutdown can: a blocked read returns 0 and a
+ * blocked write fails. (A connection is never closed with a request in
+ * flight, so this is the only place that needs it.) */
 static void shut_down(struct aio_server *srv)
 {
     for (long fd = 0; fd < srv->capacity; fd++) {
