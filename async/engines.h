@@ -3,7 +3,7 @@
  *   uring.c      io_uring: the kernel itself accepts, receives and sends,
  *                and reports each as a completion.
  *   posix_aio.c  POSIX AIO: aio_read / aio_write, each completion announced
- *                by a real-time signal that the loop takes with sigwaitinfo.
+ *                by a real-time signal that the loop takes with sigtimedwait.
  *
  * In both, the loop never calls read or write: it asks for the transfer and
  * is told, afterwards, that it is done. */

@@ -19,7 +19,7 @@
  * never reads blocks only its own helper thread, in write.
  *
  * New connections arrive by signal too: the listening socket is O_ASYNC,
- * and F_SETSIG picks a real-time signal, so one sigwaitinfo hears both.
+ * and F_SETSIG picks a real-time signal, so one wait hears both.
  *
  * A queued signal needs room in the real-time signal queue, which
  * RLIMIT_SIGPENDING bounds per user, for all the user's processes at once.
