@@ -115,11 +115,8 @@ static struct bench_config parse_bench_args(int argc, char **argv)
             client_usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (optind == argc)
-        client_usage_error("bench: missing [HOST:]PORT");
-    if (optind + 1 < argc)
-        client_usage_error("bench: unexpected argument '%s'", argv[optind + 1]);
-    client_parse_address(argv[optind], cfg.host, sizeof cfg.host, cfg.port, sizeof cfg.port);
+    client_parse_address_operand(argc, argv, optind, "bench: ", cfg.host, sizeof cfg.host, cfg.port,
+                                 sizeof cfg.port);
     if (cfg.conns == 0)
         client_usage_error("bench: -c CONNS is required");
     if (cfg.size == 0)

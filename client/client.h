@@ -23,8 +23,11 @@ void client_usage(FILE *out);
 /* "client: MESSAGE", a blank line and the usage on stderr, exit status 2. */
 noreturn void client_usage_error(const char *fmt, ...) PRINTF_LIKE(1, 2);
 
-/* Parses the [HOST:]PORT argument or exits 2. */
-void client_parse_address(const char *arg, char *host, size_t host_len, char *port, size_t port_len);
+/* Takes argv[index], which must be the last argument, as [HOST:]PORT, or
+ * exits 2 saying what is missing or wrong; context ("bench: " or "")
+ * starts the message. */
+void client_parse_address_operand(int argc, char **argv, int index, const char *context, char *host,
+                                  size_t host_len, char *port, size_t port_len);
 
 /* "HOST:PORT", or "[HOST]:PORT" for an IPv6 address, for messages. */
 void client_format_address(const char *host, const char *port, char *out, size_t out_len);

@@ -205,11 +205,7 @@ static void parse_line_mode_args(int argc, char **argv, char *host, size_t host_
             client_usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (optind == argc)
-        client_usage_error("missing [HOST:]PORT");
-    if (optind + 1 < argc)
-        client_usage_error("unexpected argument '%s'", argv[optind + 1]);
-    client_parse_address(argv[optind], host, host_len, port, port_len);
+    client_parse_address_operand(argc, argv, optind, "", host, host_len, port, port_len);
 }
 
 int interactive_main(int argc, char **argv)

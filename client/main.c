@@ -60,10 +60,15 @@ void client_usage_error(const char *fmt, ...)
     exit(2);
 }
 
-void client_parse_address(const char *arg, char *host, size_t host_len, char *port, size_t port_len)
+void client_parse_address_operand(int argc, char **argv, int index, const char *context, char *host,
+                                  size_t host_len, char *port, size_t port_len)
 {
-    if (!parse_host_port(arg, host, host_len, port, port_len))
-        client_usage_error("bad address '%s': expected [HOST:]PORT", arg);
+    if (index >= argc)
+        client_usage_error("%smissing [HOST:]PORT", context);
+    if (index + 1 < argc)
+        client_usage_error("%sunexpected argument '%s'", context, argv[index + 1]);
+    if (!parse_host_port(argv[index], host, host_len, port, port_len))
+        client_usage_error("bad address '%s': expected [HOST:]PORT", argv[index]);
 }
 
 void client_format_address(const char *host, const char *port, char *out, size_t out_len)

@@ -86,105 +86,102 @@ UNIT_TEST(buffer_consume_and_compact)
     buffer_pool_destroy(&pool);
 }
 
-/* The echo state machine over a socketpair: no server, no timing. */
-static int nonblocking_pair(int sv[2])
+/* The echo state machine over a socketpair: no server, no timing. The
+ * fixture is the server's end (conn) with all echo_pump needs, and the
+ * client's end (peer). */
+struct echo_fixture {
+    int peer;
+    struct buffer_pool pool;
+    struct server_stats *stats;
+    struct echo_conn conn;
+};
+
+static bool echo_fixture_open(struct echo_fixture *f)
 {
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
-        return -1;
-    return set_nonblocking(sv[0]);
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0 || set_nonblocking(sv[0]) < 0)
+        return false;
+    f->peer = sv[1];
+    buffer_pool_init(&f->pool, 4);
+    f->stats = stats_create();
+    echo_init(&f->conn, sv[0], "test");
+    return true;
+}
+
+static void echo_fixture_close(struct echo_fixture *f)
+{
+    echo_close(&f->conn, &f->pool);
+    if (f->peer >= 0)
+        close(f->peer);
+    buffer_pool_destroy(&f->pool);
 }
 
 UNIT_TEST(echo_pump_echoes_and_returns_buffer)
 {
-    int sv[2];
-    REQUIRE(nonblocking_pair(sv) == 0);
-    struct buffer_pool pool;
-    buffer_pool_init(&pool, 4);
-    struct server_stats *stats = stats_create();
-    struct echo_conn conn;
-    echo_init(&conn, sv[0], "test");
+    struct echo_fixture f;
+    REQUIRE(echo_fixture_open(&f));
 
-    CHECK(echo_pump(&conn, &pool, stats, false) == ECHO_WANT_READ); /* EAGAIN: nothing yet */
-    CHECK(conn.buf == NULL);
-    REQUIRE(write(sv[1], "ping", 4) == 4);
-    CHECK(echo_pump(&conn, &pool, stats, false) == ECHO_WANT_READ);
+    CHECK(echo_pump(&f.conn, &f.pool, f.stats, false) == ECHO_WANT_READ); /* EAGAIN: nothing yet */
+    CHECK(f.conn.buf == NULL);
+    REQUIRE(write(f.peer, "ping", 4) == 4);
+    CHECK(echo_pump(&f.conn, &f.pool, f.stats, false) == ECHO_WANT_READ);
     char got[8] = {0};
-    CHECK(read(sv[1], got, sizeof got) == 4 && memcmp(got, "ping", 4) == 0);
-    CHECK(conn.buf == NULL && pool.in_use == 0);
-    CHECK(atomic_load(&stats->messages) == 1 && atomic_load(&stats->bytes) == 4);
+    CHECK(read(f.peer, got, sizeof got) == 4 && memcmp(got, "ping", 4) == 0);
+    CHECK(f.conn.buf == NULL && f.pool.in_use == 0);
+    CHECK(atomic_load(&f.stats->messages) == 1 && atomic_load(&f.stats->bytes) == 4);
 
-    close(sv[1]);
-    CHECK(echo_pump(&conn, &pool, stats, true) == ECHO_CLOSE);
-    CHECK(conn.error == 0 && conn.peer_closed);
-    echo_close(&conn, &pool);
-    buffer_pool_destroy(&pool);
+    REQUIRE(shutdown(f.peer, SHUT_WR) == 0);
+    CHECK(echo_pump(&f.conn, &f.pool, f.stats, true) == ECHO_CLOSE);
+    CHECK(f.conn.error == 0 && f.conn.peer_closed);
+    echo_fixture_close(&f);
 }
 
 UNIT_TEST(echo_pump_backpressure_stops_reading)
 {
-    int sv[2];
-    REQUIRE(nonblocking_pair(sv) == 0);
-    REQUIRE(set_nonblocking(sv[1]) == 0);
-    struct buffer_pool pool;
-    buffer_pool_init(&pool, 4);
-    struct server_stats *stats = stats_create();
-    struct echo_conn conn;
-    echo_init(&conn, sv[0], "test");
+    struct echo_fixture f;
+    REQUIRE(echo_fixture_open(&f));
+    REQUIRE(set_nonblocking(f.peer) == 0);
 
     /* The peer writes far more than it reads: the server side fills the
      * peer's receive queue, then its own buffer, then stops reading. */
     static unsigned char chunk[65536];
     int want = 0;
     for (int round = 0; round < 200; round++) {
-        while (write(sv[1], chunk, sizeof chunk) > 0)
+        while (write(f.peer, chunk, sizeof chunk) > 0)
             ;
-        want = echo_pump(&conn, &pool, stats, true);
+        want = echo_pump(&f.conn, &f.pool, f.stats, true);
         if (!(want & ECHO_WANT_READ))
             break;
     }
     CHECK(want == ECHO_WANT_WRITE);
-    CHECK(conn.buf && buffer_room(conn.buf) == 0);
-    CHECK(pool.in_use == 1);
-    echo_close(&conn, &pool);
-    close(sv[1]);
-    buffer_pool_destroy(&pool);
+    CHECK(f.conn.buf && buffer_room(f.conn.buf) == 0);
+    CHECK(f.pool.in_use == 1);
+    echo_fixture_close(&f);
 }
 
 UNIT_TEST(echo_pump_half_close_finishes_echo)
 {
-    int sv[2];
-    REQUIRE(nonblocking_pair(sv) == 0);
-    struct buffer_pool pool;
-    buffer_pool_init(&pool, 4);
-    struct server_stats *stats = stats_create();
-    struct echo_conn conn;
-    echo_init(&conn, sv[0], "test");
+    struct echo_fixture f;
+    REQUIRE(echo_fixture_open(&f));
 
-    REQUIRE(write(sv[1], "bye", 3) == 3);
-    REQUIRE(shutdown(sv[1], SHUT_WR) == 0);
-    CHECK(echo_pump(&conn, &pool, stats, true) == ECHO_CLOSE);
+    REQUIRE(write(f.peer, "bye", 3) == 3);
+    REQUIRE(shutdown(f.peer, SHUT_WR) == 0);
+    CHECK(echo_pump(&f.conn, &f.pool, f.stats, true) == ECHO_CLOSE);
     char got[8] = {0};
-    CHECK(read(sv[1], got, sizeof got) == 3 && memcmp(got, "bye", 3) == 0);
-    echo_close(&conn, &pool);
-    close(sv[1]);
-    buffer_pool_destroy(&pool);
+    CHECK(read(f.peer, got, sizeof got) == 3 && memcmp(got, "bye", 3) == 0);
+    echo_fixture_close(&f);
 }
 
 UNIT_TEST(echo_pump_reports_reset)
 {
-    int sv[2];
-    REQUIRE(nonblocking_pair(sv) == 0);
-    struct buffer_pool pool;
-    buffer_pool_init(&pool, 4);
-    struct server_stats *stats = stats_create();
-    struct echo_conn conn;
-    echo_init(&conn, sv[0], "test");
+    struct echo_fixture f;
+    REQUIRE(echo_fixture_open(&f));
 
-    REQUIRE(write(sv[1], "x", 1) == 1);
-    close(sv[1]); /* writing back to a closed peer: EPIPE, never SIGPIPE's death */
+    REQUIRE(write(f.peer, "x", 1) == 1);
+    close(f.peer); /* writing back to a closed peer: EPIPE, never SIGPIPE's death */
+    f.peer = -1;
     signal(SIGPIPE, SIG_IGN);
-    CHECK(echo_pump(&conn, &pool, stats, true) == ECHO_CLOSE);
-    CHECK(conn.error == EPIPE || conn.error == ECONNRESET || conn.peer_closed);
-    echo_close(&conn, &pool);
-    buffer_pool_destroy(&pool);
+    CHECK(echo_pump(&f.conn, &f.pool, f.stats, true) == ECHO_CLOSE);
+    CHECK(f.conn.error == EPIPE || f.conn.error == ECONNRESET || f.conn.peer_closed);
+    echo_fixture_close(&f);
 }
