@@ -46,6 +46,11 @@ void uring_server_run(struct uring_server *srv, const sigset_t *wait_mask);
 /* Closes every connection (logging each) and frees everything. */
 void uring_server_destroy(struct uring_server *srv);
 
+/* The admission policy both engines share: refuses (logs and closes) a
+ * connection past --max-clients or whose descriptor lies beyond the
+ * connection table, and says so by returning true. */
+bool engine_refuses(int fd, const char *peer, long clients, long max_clients, long table_size);
+
 /* Serves until a stop signal, then closes and frees everything. The caller
  * has blocked the stop signals (block_stop_signals). */
 void posix_aio_server_run(const struct engine_setup *setup);

@@ -166,14 +166,8 @@ static void on_completion(struct aio_server *srv, int fd)
 
 static void admit(struct aio_server *srv, int fd, const char *peer)
 {
-    if (srv->clients >= srv->max_clients) {
-        refuse_connection(fd, peer, "%ld clients already connected", srv->clients);
+    if (engine_refuses(fd, peer, srv->clients, srv->max_clients, srv->capacity))
         return;
-    }
-    if (fd >= srv->capacity) {
-        refuse_connection(fd, peer, "descriptor beyond the connection table");
-        return;
-    }
     struct aio_connection *conn = calloc(1, sizeof *conn);
     /* The helper thread needs the buffer's address while it waits in read,
      * so even an idle connection holds one here. */

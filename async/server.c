@@ -147,6 +147,19 @@ static struct uring_server *try_uring(const struct engine_setup *setup, const st
     return NULL;
 }
 
+bool engine_refuses(int fd, const char *peer, long clients, long max_clients, long table_size)
+{
+    if (clients >= max_clients) {
+        refuse_connection(fd, peer, "%ld clients already connected", clients);
+        return true;
+    }
+    if (fd >= table_size) {
+        refuse_connection(fd, peer, "descriptor beyond the connection table");
+        return true;
+    }
+    return false;
+}
+
 int main(int argc, char **argv)
 {
     struct server_options common;

@@ -461,14 +461,8 @@ static void admit(struct uring_server *srv, int fd)
 {
     char peer[ADDR_STRLEN];
     describe_peer(fd, peer);
-    if (srv->clients >= srv->max_clients) {
-        refuse_connection(fd, peer, "%ld clients already connected", srv->clients);
+    if (engine_refuses(fd, peer, srv->clients, srv->max_clients, srv->capacity))
         return;
-    }
-    if (fd >= srv->capacity) {
-        refuse_connection(fd, peer, "descriptor beyond the connection table");
-        return;
-    }
     struct connection *conn = calloc(1, sizeof *conn);
     if (!conn) {
         refuse_connection(fd, peer, "out of memory");
