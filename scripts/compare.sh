@@ -57,30 +57,19 @@ done
     { echo "compare.sh: bad option value" >&2; usage; }
 IFS=, read -ra conns_counts <<<"$conns_list"
 
-# Every variant: its name (as in docs and tests), the program, its options.
-# multiplexing-epoll (level-triggered) is the baseline of the ratio columns.
-variants=(
-    "blocking-iterative      server-blocking --concurrency iterative"
-    "blocking-fork           server-blocking --concurrency fork"
-    "blocking-thread         server-blocking --concurrency thread"
-    "nonblocking-spin        server-nonblocking --wait spin"
-    "nonblocking-sleep       server-nonblocking --wait sleep"
-    "nonblocking-sigio       server-nonblocking --wait sigio"
-    "multiplexing-select     server-multiplexing --api select"
-    "multiplexing-poll       server-multiplexing --api poll"
-    "multiplexing-epoll      server-multiplexing --api epoll"
-    "multiplexing-epoll-edge server-multiplexing --api epoll --trigger edge"
-    "async-uring             server-async --engine uring"
-    "async-posix-aio         server-async --engine posix-aio"
-)
-# The io_uring engine's other modes (docs/async.md): only when -m picks them
-# (-m async, -m uring, -m sqpoll...), so that the full race stays short.
-more_variants=(
-    "async-uring-cooperative server-async --engine uring --task-run cooperative"
-    "async-uring-interrupting server-async --engine uring --task-run interrupting"
-    "async-uring-oneshot     server-async --engine uring --oneshot"
-    "async-uring-sqpoll      server-async --engine uring --sqpoll"
-)
+# Every variant, from the table the tests share (scripts/variants.txt):
+# "NAME PROGRAM OPTIONS...". The extra modes of io_uring (docs/async.md) run
+# only when -m names them (-m async, -m uring, -m sqpoll...), so that the
+# full race stays short.
+variants=() more_variants=()
+while read -r name traits command; do
+    [[ -z $name || $name == \#* ]] && continue
+    if [[ ,$traits, == *,extra,* ]]; then
+        more_variants+=("$name $command")
+    else
+        variants+=("$name $command")
+    fi
+done <"$here/variants.txt"
 
 if ((${#only[@]})); then
     chosen=()

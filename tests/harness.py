@@ -327,25 +327,22 @@ def io_uring_unavailable():
     return None
 
 
-# Every echo server variant, with what the tests may expect of it.
-#   concurrent: serves several clients at once
-#   backpressure_isolated: a client that never reads stalls no one else
-#   forks: a process per connection (its descriptors are the children's, not the server's)
-#   spins: burns a core while idle, by design (no CPU bound applies)
-ECHO_VARIANTS = [
-    ("blocking-iterative", "server-blocking", ["--concurrency", "iterative"], {"concurrent": False}),
-    ("blocking-fork", "server-blocking", ["--concurrency", "fork"], {"concurrent": True, "forks": True}),
-    ("blocking-thread", "server-blocking", ["--concurrency", "thread"], {"concurrent": True}),
-    ("nonblocking-spin", "server-nonblocking", ["--wait", "spin"], {"concurrent": True, "spins": True}),
-    ("nonblocking-sleep", "server-nonblocking", ["--wait", "sleep"], {"concurrent": True}),
-    ("nonblocking-sigio", "server-nonblocking", ["--wait", "sigio"], {"concurrent": True}),
-    ("multiplexing-select", "server-multiplexing", ["--api", "select"], {"concurrent": True}),
-    ("multiplexing-poll", "server-multiplexing", ["--api", "poll"], {"concurrent": True}),
-    ("multiplexing-epoll", "server-multiplexing", ["--api", "epoll"], {"concurrent": True}),
-    ("multiplexing-epoll-edge", "server-multiplexing", ["--api", "epoll", "--trigger", "edge"], {"concurrent": True}),
-    ("async-uring", "server-async", ["--engine", "uring"], {"concurrent": True, "needs_uring": True}),
-    ("async-posix-aio", "server-async", ["--engine", "posix-aio"], {"concurrent": True}),
-]
+def read_variants(path=None):
+    """The echo variants of scripts/variants.txt (the one table the tests and
+    the scripts share), as (name, program, args, traits) tuples; traits maps
+    each trait named there (concurrent, forks, spins, needs_uring, extra) to True."""
+    path = path or ROOT / "scripts" / "variants.txt"
+    table = []
+    for line in pathlib.Path(path).read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, traits, program, *args = line.split()
+        table.append((name, program, args, {t: True for t in traits.split(",") if t != "-"}))
+    return table
+
+
+# The tests' matrix: every variant but the extra modes of another one.
+ECHO_VARIANTS = [v for v in read_variants() if not v[3].get("extra")]
 
 
 def variants(concurrent=None, built_only=False):
@@ -354,7 +351,7 @@ def variants(concurrent=None, built_only=False):
     for name, program, args, traits in ECHO_VARIANTS:
         if built_only and not (BIN_DIR / program).exists():
             continue
-        if concurrent is not None and traits.get("concurrent") != concurrent:
+        if concurrent is not None and bool(traits.get("concurrent")) != concurrent:
             continue
         chosen.append((name, program, args, traits))
     return chosen
