@@ -418,3 +418,65 @@ def per_variant(namespace, prop, applies=None, time_limit=None):
         if time_limit is not None:
             test.time_limit = time_limit
         namespace[name] = test
+
+
+# -- grade reports (make grade, make grade-ftp) ----------------------------------
+# One line per guarantee, then a summary a teacher can paste into a grade sheet:
+#
+#   PASS  echo-sizes
+#   FAIL  half-close: connection closed after 0 of 98304 bytes
+#   N/A   no-zombies: the server made no child process
+#   ...
+#   summary: 9 of 10 applicable checks passed, 1 failed, 2 not applicable
+#   sheet:	echo-sizes	half-close	...	score
+#   sheet:	PASS	FAIL	...	9/10
+#
+# The two sheet: lines are tab-separated, so pasted into a spreadsheet they
+# fill a header row and a row of results.
+
+PASS, FAIL, NOT_APPLICABLE = "PASS", "FAIL", "N/A"
+
+
+class NotApplicable(Skip):
+    """Raised by a check whose guarantee does not apply to the server graded
+    (its declared design, or what the grader can observe of it): reported
+    N/A, never PASS."""
+
+
+def run_check(check):
+    """Runs check() and returns (status, reason): PASS; FAIL with the
+    assertion's message (or the unexpected exception); N/A when it raised
+    Skip or NotApplicable."""
+    try:
+        check()
+    except Skip as skip:
+        return NOT_APPLICABLE, str(skip) or "does not apply"
+    except AssertionError as exc:
+        return FAIL, one_line(str(exc)) or "assertion failed"
+    except Exception as exc:  # noqa: BLE001 - any other error is the check failing
+        return FAIL, one_line("%s: %s" % (type(exc).__name__, exc))
+    return PASS, ""
+
+
+def one_line(text, limit=300):
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def report_line(name, status, reason=""):
+    """`PASS  name`, `FAIL  name: reason` or `N/A   name: reason`."""
+    line = "%-5s %s" % (status, name)
+    return line + (": " + reason if reason and status != PASS else "")
+
+
+def report_summary(results):
+    """The closing lines of a grade report for results, a list of
+    (name, status, reason): a sentence, then the two tab-separated sheet rows."""
+    passed = sum(1 for _, s, _ in results if s == PASS)
+    failed = sum(1 for _, s, _ in results if s == FAIL)
+    na = sum(1 for _, s, _ in results if s == NOT_APPLICABLE)
+    applicable = passed + failed
+    return ["summary: %d of %d applicable checks passed, %d failed, %d not applicable" % (
+                passed, applicable, failed, na),
+            "\t".join(["sheet:"] + [n for n, _, _ in results] + ["score"]),
+            "\t".join(["sheet:"] + [s for _, s, _ in results] + ["%d/%d" % (passed, applicable)])]
