@@ -30,6 +30,7 @@
 #include "engines.h"
 
 #include "buffer.h"
+#include "clock.h"
 #include "echo.h"
 #include "log.h"
 #include "net.h"
@@ -50,8 +51,6 @@
 #include <unistd.h>
 
 enum {
-    SPARE_BUFFERS = 32,    /* free buffers the pool keeps for reuse */
-    ACCEPT_PAUSE_MS = 100, /* out of descriptors: accept again after this */
     HELPER_IDLE_SECONDS = 1,
     SWEEP_MS = 1000, /* how often to look for completions whose signal was lost */
 };
@@ -77,13 +76,6 @@ struct aio_server {
     struct buffer_pool pool;
     struct server_stats *stats;
 };
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* --- a connection -------------------------------------------------------- */
 
@@ -201,10 +193,10 @@ static void accept_all(struct aio_server *srv)
             /* Accepting again at once would fail again at once: the loop
              * waits ACCEPT_PAUSE_MS first (one log line per episode). */
             if (!srv->out_of_descriptors)
-                warn_errno("accept: pausing new connections for %d ms at a time", ACCEPT_PAUSE_MS);
+                warn_accept_paused(errno);
             srv->out_of_descriptors = true;
             srv->accept_paused = true;
-            srv->accept_again_at = now_ms() + ACCEPT_PAUSE_MS;
+            srv->accept_again_at = monotonic_ms() + ACCEPT_PAUSE_MS;
         } else if (!accept_error_is_transient(errno)) {
             die_errno("accept");
         }
@@ -335,18 +327,18 @@ void posix_aio_server_run(const struct engine_setup *setup)
     srv.by_fd = calloc((size_t)srv.capacity, sizeof *srv.by_fd);
     if (!srv.by_fd)
         die("out of memory for %ld connections", srv.capacity);
-    buffer_pool_init(&srv.pool, SPARE_BUFFERS);
+    buffer_pool_init(&srv.pool, POOLED_BUFFERS);
     size_helper_threads(srv.max_clients);
     check_signal_queue(srv.max_clients);
     block_engine_signals(&srv);
     signal_on_connection(&srv);
     accept_all(&srv); /* any that came before O_ASYNC was set */
 
-    long long next_sweep = now_ms() + SWEEP_MS;
+    long long next_sweep = monotonic_ms() + SWEEP_MS;
     while (!stop_requested()) {
         /* Deadlines, not timeouts: a busy server, whose wait never times
          * out, still sweeps and ends an accept pause on time. */
-        long long now = now_ms();
+        long long now = monotonic_ms();
         if (now >= next_sweep) {
             take_lost_completions(&srv);
             next_sweep = now + SWEEP_MS;

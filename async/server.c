@@ -26,10 +26,6 @@
 
 enum { DEFAULT_PORT = 8000 };
 
-/* Descriptors besides the clients': stdio, the listener, the ring, and one
- * for a connection accepted only to be refused. */
-enum { SPARE_FDS = 16 };
-
 enum engine { ENGINE_AUTO, ENGINE_URING, ENGINE_POSIX_AIO };
 static const char *const engine_names[] = {"auto", "uring", "posix-aio", NULL};
 

@@ -57,9 +57,6 @@ enum {
      * echo: the same 64 KiB bound as the other servers' connection buffer
      * (exact with the multishot byte limit, see submit_recv). */
     QUEUE_LIMIT = CONN_BUFFER_SIZE / RING_BUFFER_SIZE,
-
-    SPARE_BUFFERS = 32,   /* the pool's free buffers, without a buffer ring */
-    ACCEPT_PAUSE_MS = 100 /* out of descriptors: accept again after this */
 };
 
 /* --- what a request is: user_data ---------------------------------------- */
@@ -494,7 +491,7 @@ static void keep_accepting(struct uring_server *srv)
 static void pause_accepting(struct uring_server *srv, int err)
 {
     if (!srv->out_of_descriptors)
-        warn("accept: %s: pausing new connections for %d ms at a time", strerror(err), ACCEPT_PAUSE_MS);
+        warn_accept_paused(err);
     srv->out_of_descriptors = true;
     if (srv->accepting && !srv->accept_paused) /* a multishot accept still armed */
         submit_cancel(srv, srv->listen_fd, REQ_ACCEPT);
@@ -642,7 +639,7 @@ struct uring_server *uring_server_create(const struct engine_setup *setup, const
     srv->by_fd = calloc((size_t)srv->capacity, sizeof *srv->by_fd);
     if (!srv->by_fd)
         die("out of memory for %ld connections", srv->capacity);
-    buffer_pool_init(&srv->pool, SPARE_BUFFERS);
+    buffer_pool_init(&srv->pool, POOLED_BUFFERS);
     srv->accept_pause = (struct __kernel_timespec){.tv_nsec = ACCEPT_PAUSE_MS * 1000000L};
 
     srv->multishot_accept = srv->multishot_recv = srv->recv_limit = !options->oneshot;

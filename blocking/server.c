@@ -35,8 +35,6 @@ static const char *const concurrency_names[] = {"iterative", "fork", "thread", N
 
 enum {
     ECHO_CHUNK = 64 * 1024,          /* the stack buffer: the most one read copies */
-    FD_SLACK = 32,                   /* descriptors beyond the clients: listener, stdio, libc */
-    EXHAUSTED_PAUSE_MS = 100,        /* accept's back-off while descriptors are exhausted */
     REAP_INTERVAL_MS = 250,          /* fork: the reaping timer, see reap_children() */
     STOP_ROUNDS = 100,               /* fork: SIGTERM rounds before SIGKILL ... */
     STOP_ROUND_MS = 20,              /* ... each this long at most */
@@ -130,9 +128,9 @@ static int accept_client(struct listener *listener, char peer[ADDR_STRLEN])
     if (!accept_error_is_exhaustion(errno))
         die_errno("accept");
     if (!listener->exhausted)
-        warn_errno("accept paused, retrying every %d ms", EXHAUSTED_PAUSE_MS);
+        warn_accept_paused(errno);
     listener->exhausted = true;
-    pause_ms(EXHAUSTED_PAUSE_MS);
+    pause_ms(ACCEPT_PAUSE_MS);
     return -1;
 }
 
@@ -460,7 +458,7 @@ int main(int argc, char **argv)
                          &options, model, sizeof model / sizeof model[0]);
 
     install_stop_handlers();
-    if (raise_fd_limit(options.max_clients + FD_SLACK) < 0)
+    if (raise_fd_limit(options.max_clients + SPARE_FDS) < 0)
         warn_errno("raise the descriptor limit");
     struct server_stats *stats = stats_create();
     struct listener listener = {.fd = listen_on(options.host, options.port, false)};

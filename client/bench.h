@@ -4,6 +4,7 @@
 #ifndef IOMODELS_BENCH_H
 #define IOMODELS_BENCH_H
 
+#include "clock.h"
 #include "histogram.h"
 
 #include <netdb.h>
@@ -62,8 +63,6 @@ struct bench_conn {
     int64_t sent_at;   /* closed loop: when message next_recv began to leave */
     uint64_t echoes;   /* completed, warm-up included: 0 means stalled */
 };
-
-int64_t bench_now(void); /* CLOCK_MONOTONIC, in ns */
 
 /* Starts a non-blocking connect and registers it with the run's epoll. */
 void bench_conn_open(struct bench_conn *c, struct bench_run *run, uint32_t index, const struct addrinfo *ai);

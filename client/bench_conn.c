@@ -27,14 +27,6 @@
 /* Enough lines to see what went wrong, not one per connection of -c 10000. */
 enum { MAX_LOGGED_FAILURES = 5 };
 
-int64_t bench_now(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
-        die_errno("clock_gettime");
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* A 64-bit mixing function (the splitmix64 finaliser): neighbouring
  * inputs give unrelated outputs. */
 static uint64_t mix64(uint64_t x)
@@ -221,7 +213,7 @@ static void conn_receive(struct bench_conn *c)
         conn_mismatch(c, "bytes arrived that were never sent");
         return;
     }
-    int64_t now = bench_now();
+    int64_t now = monotonic_ns();
     run->last_progress = now;
     if (check_echo(c, run->scratch, (size_t)n, now))
         conn_send(c);
@@ -241,7 +233,7 @@ static void conn_connected(struct bench_conn *c)
     c->want_write = true; /* registered with EPOLLOUT to see the connect finish */
     if (!set_want_write(c, false))
         return;
-    c->sent_at = bench_now();
+    c->sent_at = monotonic_ns();
     conn_send(c);
 }
 

@@ -15,6 +15,10 @@
 
 enum { CONN_BUFFER_SIZE = 64 * 1024 };
 
+/* The free buffers a server's pool keeps for reuse (its keep_at_most), so
+ * the busy path never calls malloc; beyond that, an emptied buffer is freed. */
+enum { POOLED_BUFFERS = 32 };
+
 struct buffer {
     struct buffer *next_free;
     size_t start; /* first byte not yet written back */

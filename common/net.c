@@ -157,6 +157,11 @@ bool accept_error_is_exhaustion(int err)
     return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
 }
 
+void warn_accept_paused(int err)
+{
+    warn("accept: %s: pausing new connections, retrying every %d ms", strerror(err), ACCEPT_PAUSE_MS);
+}
+
 int connect_to(const char *host, const char *port, bool nonblocking, char *err, size_t err_len)
 {
     struct addrinfo *list = resolve(host, port, 0, err, err_len);

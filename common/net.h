@@ -41,6 +41,22 @@ void refuse_connection(int fd, const char *peer, const char *why_fmt, ...) PRINT
 bool accept_error_is_transient(int err);  /* the peer went away, EINTR...: try the next one */
 bool accept_error_is_exhaustion(int err); /* EMFILE, ENFILE, ENOBUFS, ENOMEM: back off */
 
+/* The descriptor policy every server shares. */
+enum {
+    /* Descriptors a server needs besides one per client: stdio, the
+     * listener, the backend's own (epoll, io_uring), libc's, and one for a
+     * connection accepted only to be refused. */
+    SPARE_FDS = 16,
+    /* Out of descriptors, accept fails again at once until one frees up:
+     * a server stops accepting for this long (or until a connection
+     * closes, where it can tell) instead of spinning on the listener. */
+    ACCEPT_PAUSE_MS = 100,
+};
+
+/* The one log line for that pause; call it once per episode (when the
+ * first accept fails), not on every retry. */
+void warn_accept_paused(int err);
+
 /* Connects to host:port (blocking connect; nonblocking applies afterwards),
  * TCP_NODELAY on. Returns the descriptor, or -1 with a message in err. */
 int connect_to(const char *host, const char *port, bool nonblocking, char *err, size_t err_len);

@@ -38,18 +38,10 @@ enum {
      * connection, and a file or directory. */
     DESCRIPTORS_PER_SESSION = 4,
     ACCEPTS_PER_EVENT = 16,
-    POOLED_BUFFERS = 16,
 };
 
 static const char SUMMARY[] =
     "A concurrent FTP server on one thread: control and data connections share one readiness loop.";
-
-long long monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts); /* cannot fail with this clock */
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* -- the command line ------------------------------------------------------ */
 

@@ -5,6 +5,7 @@
 #define FTP_FTPD_H
 
 #include "buffer.h"
+#include "clock.h"
 #include "stats.h"
 
 #include <stdbool.h>
@@ -34,7 +35,5 @@ struct ftp_server {
     unsigned long uploads_started; /* makes each temporary upload name unique */
 };
 
-/* Milliseconds on CLOCK_MONOTONIC: the clock idle timeouts are measured on. */
-long long monotonic_ms(void);
 
 #endif

@@ -6,13 +6,13 @@
 #include "loop.h"
 
 #include "backend.h"
+#include "clock.h"
 #include "log.h"
 #include "signals.h"
 
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <time.h>
 
 const char *const loop_api_names[] = {"select", "poll", "epoll", NULL};
 
@@ -144,19 +144,12 @@ void loop_unwatch(struct loop *loop, int fd)
     *w = (struct watch){0};
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts); /* cannot fail with this clock */
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void loop_set_tick(struct loop *loop, int interval_ms, loop_tick_handler *handler, void *data)
 {
     loop->tick_interval_ms = handler && interval_ms > 0 ? interval_ms : 0;
     loop->tick_handler = handler;
     loop->tick_data = data;
-    loop->next_tick_ms = now_ms() + loop->tick_interval_ms;
+    loop->next_tick_ms = monotonic_ms() + loop->tick_interval_ms;
 }
 
 void loop_stop(struct loop *loop)
@@ -169,15 +162,15 @@ static int wait_timeout_ms(struct loop *loop)
 {
     if (loop->tick_interval_ms == 0)
         return -1;
-    int64_t left = loop->next_tick_ms - now_ms();
+    int64_t left = loop->next_tick_ms - monotonic_ms();
     return left > 0 ? (int)left : 0;
 }
 
 static void run_tick_if_due(struct loop *loop)
 {
-    if (loop->tick_interval_ms == 0 || now_ms() < loop->next_tick_ms)
+    if (loop->tick_interval_ms == 0 || monotonic_ms() < loop->next_tick_ms)
         return;
-    loop->next_tick_ms = now_ms() + loop->tick_interval_ms;
+    loop->next_tick_ms = monotonic_ms() + loop->tick_interval_ms;
     loop->tick_handler(loop, loop->tick_data);
 }
 

@@ -24,18 +24,6 @@
 
 enum { DEFAULT_PORT = 8000 };
 
-/* Descriptors besides the clients': stdio, the listener, epoll's own, and
- * one for a connection accepted only to be refused. */
-enum { SPARE_FDS = 16 };
-
-/* Free buffers the pool keeps for reuse, so the busy path never mallocs;
- * beyond that, an emptied buffer is freed. */
-enum { SPARE_BUFFERS = 32 };
-
-/* How soon a listener paused for lack of descriptors tries again if no
- * connection closes in the meantime. */
-enum { ACCEPT_RETRY_MS = 100 };
-
 enum trigger { TRIGGER_LEVEL, TRIGGER_EDGE };
 static const char *const trigger_names[] = {"level", "edge", NULL};
 
@@ -158,12 +146,12 @@ static void on_listener_ready(struct loop *loop, int fd, int ready, void *data);
 static void pause_accepting(struct server *srv, int err)
 {
     if (!srv->out_of_descriptors)
-        warn("accept: %s: pausing new connections until a descriptor frees up", strerror(err));
+        warn_accept_paused(err);
     srv->out_of_descriptors = true;
     srv->accept_paused = true;
     if (loop_watch(srv->loop, srv->listen_fd, 0, on_listener_ready, srv) < 0)
         die_errno("pause the listening socket");
-    loop_set_tick(srv->loop, ACCEPT_RETRY_MS, on_retry_tick, srv);
+    loop_set_tick(srv->loop, ACCEPT_PAUSE_MS, on_retry_tick, srv);
 }
 
 static void resume_accepting(struct server *srv)
@@ -257,7 +245,7 @@ int main(int argc, char **argv)
         die_errno("RLIMIT_NOFILE");
 
     struct server srv = {.max_clients = common.max_clients, .stats = stats_create()};
-    buffer_pool_init(&srv.pool, SPARE_BUFFERS);
+    buffer_pool_init(&srv.pool, POOLED_BUFFERS);
     srv.loop = loop_create((enum loop_api)api, trigger == TRIGGER_EDGE, fd_limit > INT_MAX ? INT_MAX : (int)fd_limit);
     if (!srv.loop)
         die_errno("create the %s loop", loop_api_names[api]);

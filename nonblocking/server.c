@@ -15,6 +15,7 @@
  * sigsuspend).
  */
 #include "buffer.h"
+#include "clock.h"
 #include "echo.h"
 #include "log.h"
 #include "net.h"
@@ -34,12 +35,6 @@
 enum wait_mode { WAIT_SPIN, WAIT_SLEEP, WAIT_SIGIO };
 static const char *const wait_names[] = {"spin", "sleep", "sigio", NULL};
 
-enum {
-    FD_SLACK = 32,            /* descriptors beyond the clients: listener, stdio, libc */
-    FREE_BUFFERS_KEPT = 32,   /* the pool's spare buffers, so busy sweeps need no malloc */
-    EXHAUSTED_PAUSE_MS = 100, /* accept's back-off while descriptors are exhausted */
-};
-
 struct server {
     int listen_fd;
     enum wait_mode wait;
@@ -48,37 +43,9 @@ struct server {
     size_t count, capacity;  /* capacity: --max-clients */
     struct buffer_pool pool;
     struct server_stats *stats;
-    bool accept_paused;            /* descriptors ran out: accept waits ... */
-    struct timespec resume_accept; /* ... until then (CLOCK_MONOTONIC) */
+    bool accept_paused;   /* descriptors ran out: accept waits ... */
+    int64_t resume_at_ms; /* ... until then (monotonic_ms) */
 };
-
-/* ---- Time, for the paused accept ----------------------------------------- */
-
-static struct timespec monotonic_now(void)
-{
-    struct timespec now;
-    if (clock_gettime(CLOCK_MONOTONIC, &now) < 0)
-        die_errno("clock_gettime");
-    return now;
-}
-
-static long ms_until(struct timespec when)
-{
-    struct timespec now = monotonic_now();
-    return (long)(when.tv_sec - now.tv_sec) * 1000 + (when.tv_nsec - now.tv_nsec) / 1000000;
-}
-
-static struct timespec ms_from_now(long ms)
-{
-    struct timespec t = monotonic_now();
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
 
 /* ---- Signal-driven IO ---------------------------------------------------- */
 
@@ -145,8 +112,8 @@ static void wait_for_sigio(const struct server *s)
     sigdelset(&during_wait, SIGALRM);
 
     if (s->accept_paused) {
-        long ms = ms_until(s->resume_accept);
-        arm_alarm(ms > 0 ? ms : 1);
+        int64_t ms = s->resume_at_ms - monotonic_ms();
+        arm_alarm(ms > 0 ? (long)ms : 1);
     }
     if (!stop_requested())
         sigsuspend(&during_wait); /* always returns -1/EINTR, after a handler ran */
@@ -179,15 +146,15 @@ static void add_connection(struct server *s, int fd, const char *peer)
 static void pause_accept(struct server *s)
 {
     if (!s->accept_paused)
-        warn_errno("accept paused, retrying every %d ms", EXHAUSTED_PAUSE_MS);
+        warn_accept_paused(errno);
     s->accept_paused = true;
-    s->resume_accept = ms_from_now(EXHAUSTED_PAUSE_MS);
+    s->resume_at_ms = monotonic_ms() + ACCEPT_PAUSE_MS;
 }
 
 /* Accepts until the backlog is empty (EAGAIN). Returns whether any arrived. */
 static bool accept_waiting(struct server *s)
 {
-    if (s->accept_paused && ms_until(s->resume_accept) > 0)
+    if (s->accept_paused && monotonic_ms() < s->resume_at_ms)
         return false;
     bool accepted = false;
     for (;;) {
@@ -300,7 +267,7 @@ int main(int argc, char **argv)
                          &options, model, sizeof model / sizeof model[0]);
 
     install_stop_handlers();
-    if (raise_fd_limit(options.max_clients + FD_SLACK) < 0)
+    if (raise_fd_limit(options.max_clients + SPARE_FDS) < 0)
         warn_errno("raise the descriptor limit");
 
     struct server s = {
@@ -313,7 +280,7 @@ int main(int argc, char **argv)
     };
     if (!s.conns)
         die_errno("calloc");
-    buffer_pool_init(&s.pool, FREE_BUFFERS_KEPT);
+    buffer_pool_init(&s.pool, POOLED_BUFFERS);
     if (s.wait == WAIT_SIGIO)
         prepare_sigio(s.listen_fd);
     announce_listening(s.listen_fd);
