@@ -12,6 +12,7 @@
  *   fork       a child process per connection (Stevens' classic server)
  *   thread     a detached thread per connection, at most --max-clients
  */
+#include "list.h"
 #include "log.h"
 #include "net.h"
 #include "options.h"
@@ -305,12 +306,12 @@ static void serve_with_processes(struct listener *listener, struct server_stats 
 struct roster {
     pthread_mutex_t lock;
     pthread_cond_t emptied;
-    struct worker *first;
+    struct list_node workers;
     long count;
 };
 
 struct worker {
-    struct worker *prev, *next;
+    struct list_node link; /* in roster->workers */
     struct roster *roster;
     struct server_stats *stats;
     int fd;
@@ -323,10 +324,7 @@ static long roster_try_add(struct roster *roster, struct worker *worker, long ma
     pthread_mutex_lock(&roster->lock);
     long served = roster->count;
     if (served < max_clients) {
-        worker->next = roster->first;
-        if (roster->first)
-            roster->first->prev = worker;
-        roster->first = worker;
+        list_add(&roster->workers, &worker->link);
         roster->count++;
     }
     pthread_mutex_unlock(&roster->lock);
@@ -335,12 +333,7 @@ static long roster_try_add(struct roster *roster, struct worker *worker, long ma
 
 static void roster_unlink(struct roster *roster, struct worker *worker)
 {
-    if (worker->prev)
-        worker->prev->next = worker->next;
-    else
-        roster->first = worker->next;
-    if (worker->next)
-        worker->next->prev = worker->prev;
+    list_del(&worker->link);
     roster->count--;
     if (roster->count == 0)
         pthread_cond_signal(&roster->emptied);
@@ -370,9 +363,12 @@ static void *serve_in_thread(void *arg)
 static void stop_workers(struct roster *roster)
 {
     pthread_mutex_lock(&roster->lock);
-    for (struct worker *w = roster->first; w; w = w->next)
+    struct list_node *node, *tmp;
+    list_for_each_safe(node, tmp, &roster->workers) {
+        struct worker *w = container_of(node, struct worker, link);
         if (shutdown(w->fd, SHUT_RDWR) < 0 && errno != ENOTCONN)
             warn_errno("shutdown fd %d", w->fd);
+    }
     while (roster->count > 0)
         pthread_cond_wait(&roster->emptied, &roster->lock);
     pthread_mutex_unlock(&roster->lock);
@@ -410,6 +406,7 @@ static void make_worker_attr(pthread_attr_t *attr)
 static void serve_with_threads(struct listener *listener, struct server_stats *stats, long max_clients)
 {
     struct roster roster = {.lock = PTHREAD_MUTEX_INITIALIZER, .emptied = PTHREAD_COND_INITIALIZER};
+    list_init(&roster.workers);
     pthread_attr_t attr;
     make_worker_attr(&attr);
 

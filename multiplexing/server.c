@@ -9,6 +9,7 @@
 #include "loop.h"
 
 #include "echo.h"
+#include "list.h"
 #include "log.h"
 #include "net.h"
 #include "options.h"
@@ -34,7 +35,7 @@ struct server;
 struct connection {
     struct echo_conn echo; /* holds a buffer only while bytes are pending */
     struct server *server;
-    struct connection *prev, *next;
+    struct list_node link; /* in server.connections */
 };
 
 struct server {
@@ -42,7 +43,7 @@ struct server {
     int listen_fd;
     long max_clients;
     long clients;
-    struct connection *connections; /* every open one, to close them all at the end */
+    struct list_node connections; /* every open one, to close them all at the end */
     bool accept_paused;
     bool out_of_descriptors; /* this episode is logged already */
     struct buffer_pool pool;
@@ -62,12 +63,7 @@ static void close_connection(struct server *srv, struct connection *conn)
 {
     loop_unwatch(srv->loop, conn->echo.fd);
     echo_close(&conn->echo, &srv->pool);
-    if (conn->prev)
-        conn->prev->next = conn->next;
-    else
-        srv->connections = conn->next;
-    if (conn->next)
-        conn->next->prev = conn->prev;
+    list_del(&conn->link);
     free(conn);
     srv->clients--;
     /* A descriptor just came free: a listener paused for lack of one can
@@ -122,11 +118,7 @@ static void admit(struct server *srv, int fd, const char *peer)
         free(conn);
         return;
     }
-    conn->prev = NULL;
-    conn->next = srv->connections;
-    if (conn->next)
-        conn->next->prev = conn;
-    srv->connections = conn;
+    list_add(&srv->connections, &conn->link);
     srv->clients++;
     stats_connection_opened(srv->stats, fd, peer);
 }
@@ -225,8 +217,9 @@ static void shut_down(struct server *srv)
     if (close(srv->listen_fd) < 0)
         warn_errno("close the listening socket");
     srv->accept_paused = false;
-    while (srv->connections)
-        close_connection(srv, srv->connections);
+    struct list_node *node, *tmp;
+    list_for_each_safe(node, tmp, &srv->connections)
+        close_connection(srv, container_of(node, struct connection, link));
     loop_destroy(srv->loop);
     buffer_pool_destroy(&srv->pool);
 }
@@ -245,6 +238,7 @@ int main(int argc, char **argv)
         die_errno("RLIMIT_NOFILE");
 
     struct server srv = {.max_clients = common.max_clients, .stats = stats_create()};
+    list_init(&srv.connections);
     buffer_pool_init(&srv.pool, POOLED_BUFFERS);
     srv.loop = loop_create((enum loop_api)api, trigger == TRIGGER_EDGE, fd_limit > INT_MAX ? INT_MAX : (int)fd_limit);
     if (!srv.loop)
