@@ -403,7 +403,9 @@ static void cmd_epsv(struct session *s, const char *arg)
         session_reply(s, 200, "EPSV ALL ok");
     } else if (*arg == '\0' || strcmp(arg, protocol) == 0) {
         data_enter_passive(s, true);
-    } else if (strcmp(arg, "1") == 0 || strcmp(arg, "2") == 0) {
+    } else if (strspn(arg, "0123456789") == strlen(arg)) {
+        /* RFC 2428: an unsupported protocol number gets 522 and the list
+         * of those that work, here the control connection's own. */
         session_reply(s, 522, "Network protocol not supported, use (%s)", protocol);
     } else {
         session_reply(s, 501, "EPSV takes no argument, 1, 2 or ALL");
@@ -439,7 +441,9 @@ static void cmd_abor(struct session *s, const char *arg)
 {
     (void)arg;
     if (data_abort(s)) {
-        log_event("fd %d: transfer of %s aborted by the client", s->control_fd, s->data.transfer.what);
+        char safe[LOGGABLE_MAX];
+        log_event("fd %d: transfer of %s aborted by the client", s->control_fd,
+                  loggable_string(s->data.transfer.what, safe));
         session_reply(s, 426, "Transfer aborted");
         session_reply(s, 226, "ABOR successful");
     } else {
@@ -738,10 +742,17 @@ void command_execute(struct session *s, char *line)
         *space = '\0';
         arg = space + 1;
     }
-    log_verbose("fd %d: < %s%s%s", s->control_fd, line, space ? " " : "",
-                strcasecmp(line, "PASS") == 0 ? "****" : arg);
+    if (log_enabled(LOG_VERBOSE)) {
+        char verb[LOGGABLE_MAX], argument[LOGGABLE_MAX];
+        log_verbose("fd %d: < %s%s%s", s->control_fd, loggable_string(line, verb), space ? " " : "",
+                    strcasecmp(line, "PASS") == 0 ? "****" : loggable_string(arg, argument));
+    }
 
     const struct command *cmd = plausible_verb(line) ? find_command(line) : NULL;
+    /* A REST offset applies to the transfer command straight after it
+     * (RFC 959, RFC 3659 5.3); any other command forgets it. */
+    if (!cmd || (cmd->run != cmd_rest && cmd->run != cmd_retr && cmd->run != cmd_stor))
+        s->restart_offset = 0;
     if (!cmd) {
         session_reply(s, 500, "Unknown command");
         return;

@@ -91,8 +91,10 @@ static void fail_transfer(struct session *s, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    char safe[LOGGABLE_MAX];
     if (data_abort(s))
-        log_event("fd %d: transfer of %s failed: %s", s->control_fd, s->data.transfer.what, text);
+        log_event("fd %d: transfer of %s failed: %s", s->control_fd, loggable_string(s->data.transfer.what, safe),
+                  text);
     session_reply(s, code, "%s", text);
 }
 
@@ -438,7 +440,8 @@ static void finish_transfer(struct session *s)
         [TRANSFER_RECEIVE_FILE] = "received",
         [TRANSFER_SEND_LISTING] = "listed",
     };
-    log_event("fd %d: %s %s, %llu bytes", s->control_fd, done[t->kind], t->what, bytes);
+    char safe[LOGGABLE_MAX];
+    log_event("fd %d: %s %s, %llu bytes", s->control_fd, done[t->kind], loggable_string(t->what, safe), bytes);
     data_abort(s);
     session_reply(s, 226, "Transfer complete, %llu bytes", bytes);
 }

@@ -14,7 +14,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum { TELNET_IAC = 0xFF, TELNET_DM = 0xF2 };
+/* Telnet command bytes (RFC 854): SE is the lowest, WILL the first of the
+ * four that take an option byte (WILL, WONT, DO, DONT). */
+enum { TELNET_IAC = 0xFF, TELNET_WILL = 0xFB, TELNET_DM = 0xF2, TELNET_SE = 0xF0 };
 
 static void on_control_event(struct loop *loop, int fd, int ready, void *data);
 
@@ -84,8 +86,9 @@ void session_open(struct ftp_server *server, int fd, const struct sockaddr_stora
 void session_destroy(struct session *s)
 {
     struct ftp_server *server = s->server;
+    char safe[LOGGABLE_MAX];
     if (data_abort(s))
-        log_event("fd %d: transfer of %s aborted", s->control_fd, s->data.transfer.what);
+        log_event("fd %d: transfer of %s aborted", s->control_fd, loggable_string(s->data.transfer.what, safe));
     loop_unwatch(server->loop, s->control_fd);
     log_event("closing fd %d%s%s", s->control_fd, s->close_reason ? ": " : "",
               s->close_reason ? s->close_reason : "");
@@ -98,6 +101,42 @@ void session_close_later(struct session *s, const char *reason)
 {
     if (!s->close_reason)
         s->close_reason = reason;
+}
+
+/* How many bytes of well-formed UTF-8 start at p (1 to 4), or 0. C1
+ * controls (U+0080 to U+009F) count as not well-formed: some terminals
+ * obey them. */
+static size_t utf8_length(const unsigned char *p, size_t left)
+{
+    size_t n = p[0] >= 0xF5 ? 0 : p[0] >= 0xF0 ? 4 : p[0] >= 0xE0 ? 3 : p[0] >= 0xC2 ? 2 : 0;
+    if (n == 0 || n > left || (p[0] == 0xC2 && p[1] < 0xA0))
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+    if ((p[0] == 0xE0 && p[1] < 0xA0) || (p[0] == 0xED && p[1] >= 0xA0) || (p[0] == 0xF0 && p[1] < 0x90) ||
+        (p[0] == 0xF4 && p[1] >= 0x90))
+        return 0; /* overlong, a surrogate, or beyond U+10FFFF */
+    return n;
+}
+
+const char *loggable(const char *text, size_t len, char out[LOGGABLE_MAX])
+{
+    const unsigned char *p = (const unsigned char *)text;
+    size_t w = 0;
+    for (size_t i = 0; i < len && w + 5 <= LOGGABLE_MAX;) {
+        size_t n = p[i] >= 0x80 ? utf8_length(p + i, len - i) : (p[i] >= 0x20 && p[i] < 0x7F && p[i] != '\\');
+        if (n == 0) {
+            w += (size_t)snprintf(out + w, LOGGABLE_MAX - w, "\\x%02x", p[i]);
+            i++;
+        } else {
+            memcpy(out + w, p + i, n);
+            w += n;
+            i += n;
+        }
+    }
+    out[w] = '\0';
+    return out;
 }
 
 /* -- replies ---------------------------------------------------------- */
@@ -136,7 +175,10 @@ void session_reply(struct session *s, int code, const char *fmt, ...)
     line[len++] = '\r';
     line[len++] = '\n';
     session_reply_raw(s, line, len);
-    log_verbose("fd %d: > %.*s", s->control_fd, (int)(len - 2), line);
+    if (log_enabled(LOG_VERBOSE)) {
+        char safe[LOGGABLE_MAX];
+        log_verbose("fd %d: > %s", s->control_fd, loggable(line, len - 2, safe));
+    }
 }
 
 /* Sends what the socket takes now; the rest waits for writability. */
@@ -160,18 +202,26 @@ static void flush_replies(struct session *s)
 
 /* -- command lines ---------------------------------------------------- */
 
-/* Drops Telnet commands (IAC x) that clients put before ABOR. */
+/* Removes the Telnet commands a client may put in a command line (RFC
+ * 854): IAC and a command byte (0xF0 to 0xFA, IP and DM before ABOR
+ * among them), three bytes for an option negotiation (IAC WILL, WONT, DO
+ * or DONT and the option), and IAC IAC, an escaped 0xFF, becomes one
+ * 0xFF. Any other byte after IAC is not a Telnet command, so both bytes
+ * stay: they are part of a file name. */
 static void strip_telnet(char *line)
 {
     unsigned char *r = (unsigned char *)line, *w = r;
     while (*r) {
-        if (*r == TELNET_IAC && r[1]) {
-            if (r[1] == TELNET_IAC)
-                *w++ = TELNET_IAC; /* an escaped 255 */
+        if (r[0] != TELNET_IAC || r[1] < TELNET_SE) {
+            *w++ = *r++;
+        } else if (r[1] == TELNET_IAC) {
+            *w++ = TELNET_IAC;
             r += 2;
-            continue;
+        } else if (r[1] >= TELNET_WILL) {
+            r += r[2] ? 3 : 2; /* the option byte, unless the line ends first */
+        } else {
+            r += 2;
         }
-        *w++ = *r++;
     }
     *w = '\0';
 }

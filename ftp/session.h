@@ -23,6 +23,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -98,6 +99,16 @@ void session_settle(struct session *s);
 
 /* Closes the session with 421 if it has been idle too long. */
 void session_check_idle(struct session *s, long long now_ms);
+
+/* What a peer sent, made safe to log: control bytes, C1 controls, bytes
+ * that are not UTF-8 and the backslash become \xHH escapes, so no client
+ * can forge a log line or drive the terminal. Returns out. */
+enum { LOGGABLE_MAX = 4 * VPATH_MAX + 1 };
+const char *loggable(const char *text, size_t len, char out[LOGGABLE_MAX]);
+static inline const char *loggable_string(const char *text, char out[LOGGABLE_MAX])
+{
+    return loggable(text, strlen(text), out);
+}
 
 /* Run one command line (commands.c). */
 void command_execute(struct session *s, char *line);

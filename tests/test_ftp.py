@@ -1,7 +1,7 @@
 """bin/ftpd against real clients nobody here wrote (curl, Python's ftplib,
 lftp) and against hostile ones written here (raw sockets): the protocol,
 concurrency on one thread, confinement inside --root, hostile input,
-timeouts, limits and a clean shutdown (issue 5).
+timeouts, limits and a clean shutdown.
 
 Every server runs on port 0 with its own temporary root; every wait is
 bounded by a reply, a log line, a socket or a process, never a sleep.
@@ -912,3 +912,121 @@ def try_login(srv):
         return ftp_login(srv)
     except (OSError, EOFError, ftplib.Error):
         return None
+
+
+# -- REST, Telnet bytes, EPSV arguments, the verbose log -------------------------
+
+def test_rest_applies_only_to_the_transfer_right_after_it():
+    """REST n sets the offset of the transfer command that follows it, and
+    of no other (RFC 959; RFC 3659 5.3): a listing, a PWD or any command in
+    between forgets it, so a later STOR replaces the whole file and a later
+    RETR sends all of it."""
+    content = random_bytes(1000, seed=7)
+    with served_tree(files={"big.bin": content, "keep.bin": content}) as (srv, root):
+        c = Control(srv)
+        data = c.passive()
+        assert c.command("REST 100")[0] == 350
+        assert c.command("LIST")[0] == 150
+        recv_all(data)
+        assert c.reply()[0] == 226
+        assert c.command("PWD")[0] == 257
+        data = c.passive()
+        assert c.command("STOR big.bin")[0] == 150
+        data.sendall(b"n" * 50)
+        data.close()
+        assert c.reply()[0] == 226
+        assert read_file(os.path.join(root, "big.bin")) == b"n" * 50
+
+        data = c.passive()
+        assert c.command("REST 100")[0] == 350
+        assert c.command("NLST")[0] == 150
+        recv_all(data)
+        assert c.reply()[0] == 226
+        data = c.passive()
+        assert c.command("RETR keep.bin")[0] == 150
+        assert recv_all(data) == content
+        assert c.reply()[0] == 226
+
+        data = c.passive()  # straight before its RETR, REST still works
+        assert c.command("REST 100")[0] == 350
+        assert c.command("RETR keep.bin")[0] == 150
+        assert recv_all(data) == content[100:]
+        assert c.reply()[0] == 226
+        c.close()
+
+
+def test_telnet_commands_are_stripped_and_0xff_in_names_kept():
+    """Only real Telnet commands leave a command line: IAC and a command
+    byte, IAC WILL/WONT/DO/DONT with its option byte, and IAC IAC as one
+    0xFF. An 0xFF followed by anything else is part of a file name."""
+    names = {"a\xffb.txt": b"target", "a.txt": b"bystander", "doc.txt": b"old doc"}
+    files = {os.fsdecode(name.encode("latin-1")): data for name, data in names.items()}
+    with served_tree(files=files) as (srv, root):
+        c = Control(srv)
+        c.send(b"DELE a\xffb.txt\r\n")
+        assert c.reply()[0] == 250
+        assert sorted(os.listdir(os.fsencode(root))) == [b"a.txt", b"doc.txt"]
+        assert read_file(os.path.join(root, "a.txt")) == b"bystander"
+
+        data = c.passive()
+        c.send(b"STOR doc\xff!.txt\r\n")
+        assert c.reply()[0] == 150
+        data.sendall(b"new doc")
+        data.close()
+        assert c.reply()[0] == 226
+        assert read_file(os.path.join(root, "doc.txt")) == b"old doc"
+        assert read_file(os.path.join(os.fsencode(root), b"doc\xff!.txt")) == b"new doc"
+
+        for telnet in (b"\xff\xfbx", b"\xff\xfex", b"\xff\xf4", b"\xff\xf4\xff\xf2", b"\xff\xf1"):
+            c.send(telnet + b"NOOP\r\n")
+            assert c.reply()[0] == 200, telnet
+        c.send(b"MKD e\xff\xffe\r\n")  # IAC IAC: one 0xFF
+        assert c.reply()[0] == 257
+        assert os.path.isdir(os.path.join(os.fsencode(root), b"e\xffe"))
+        c.close()
+
+
+def test_epsv_with_an_unknown_protocol_gets_522_and_the_supported_ones():
+    """RFC 2428: an EPSV for a protocol the server cannot use here gets 522
+    naming the protocols it can; an argument that is no protocol number
+    gets 501."""
+    with served_tree() as (srv, root):
+        c = Control(srv)
+        for argument in ("3", "2", "17"):
+            code, text = c.command("EPSV " + argument)
+            assert code == 522 and "(1)" in text, (argument, code, text)
+        assert c.command("EPSV x")[0] == 501
+        c.close()
+
+
+def test_logged_client_bytes_are_escaped():
+    """With -v every command and reply is logged, and transfers are logged
+    by name without it: control bytes, C1 controls and bytes that are not
+    UTF-8 appear as \\xHH, so a client can neither forge a log line nor
+    drive the terminal; UTF-8 names stay readable."""
+    with served_tree("-v") as (srv, root):
+        c = Control(srv)
+        c.send(b"XYZZY \x1b[2J\rforged: accepted fd 99\r\n")
+        assert c.reply()[0] == 500
+        c.send(b"MKD bad\x1bname\r\n")
+        assert c.reply()[0] == 550
+        c.send("MKD café".encode() + b"\xff\xc2\x9b\r\n")
+        assert c.reply()[0] == 257
+        data = c.passive()
+        c.send(b"STOR up\x9b.bin\r\n")
+        assert c.reply()[0] == 150
+        data.sendall(b"x")
+        data.close()
+        assert c.reply()[0] == 226
+        srv.wait_for_log("received /up\\x9b.bin, 1 bytes")
+        c.close()
+        status, _ = srv.stop()
+        assert status == 0
+        with open(srv._stderr.name, "rb") as f:
+            log = f.read()
+        controls = sorted({b for b in log if b < 0x20 and b != 0x0A} | {b for b in log if b == 0x7F})
+        assert controls == [], "raw control bytes %r in the log" % controls
+        for raw in (b"\x9b", b"\xff", b"\xc2\x9b"):
+            assert raw not in log, raw
+        assert b"XYZZY \\x1b[2J\\x0dforged: accepted fd 99" in log, log[-2000:]
+        assert "café\\xff\\xc2\\x9b".encode() in log, log[-2000:]
