@@ -91,7 +91,7 @@ fi
 
 ticks_per_second=$(getconf CLK_TCK)
 ns_per_tick=$((1000000000 / ticks_per_second))
-server_cpu= client_cpu=
+server_cpu='' client_cpu=''
 if (($(nproc) >= 2)); then
     server_cpu="taskset -c 0" client_cpu="taskset -c 1"
 fi
@@ -99,7 +99,7 @@ fi
 mkdir -p "$out"
 raw=$out/compare.raw.tsv
 work=$(mktemp -d)
-server_pid= client_pid= perf_pid=
+server_pid='' client_pid='' perf_pid=''
 cleanup() {
     [[ -n $client_pid ]] && kill -KILL "$client_pid" 2>/dev/null
     [[ -n $perf_pid ]] && kill -KILL "$perf_pid" 2>/dev/null
@@ -141,8 +141,8 @@ has_children() {
 
 # Ticks all CPUs spent doing anything (the first line of /proc/stat, less idle and iowait).
 machine_busy_ticks() {
-    local label user nice system idle iowait irq softirq steal rest
-    read -r label user nice system idle iowait irq softirq steal rest </proc/stat
+    local _label user nice system _idle _iowait irq softirq steal _rest
+    read -r _label user nice system _idle _iowait irq softirq steal _rest </proc/stat
     echo $((user + nice + system + irq + softirq + steal))
 }
 
@@ -175,14 +175,16 @@ run_one() {
     local name=$1 program=$2 conns=$3
     shift 3
     local status=ok json="" before after busy_before busy_after started ended port tries client_status=0
-    if [[ ! -x $bin/$program ]]; then
+    # A program named alone is in bin/; a path (multiplexing/selectors_echo.py) is from the root.
+    if [[ $program == */* ]]; then program=$root/$program; else program=$bin/$program; fi
+    if [[ ! -x $program ]]; then
         printf '%s\t%s\tnot built\t\t\t\t\t\t\t\t\n' "$name" "$conns" >>"$raw"
         echo "not built"
         return
     fi
     : >"$work/ready" # emptied here, not by the background job: never read the last run's port
     # shellcheck disable=SC2086 # $server_cpu is a command prefix or nothing
-    $server_cpu "$bin/$program" -p 0 -q --max-clients $((conns + 16)) "$@" >"$work/ready" 2>"$work/log" &
+    $server_cpu "$program" -p 0 -q --max-clients $((conns + 16)) "$@" >"$work/ready" 2>"$work/log" &
     server_pid=$!
     port=$(wait_ready "$work/ready" "$server_pid")
     if [[ -z $port ]]; then

@@ -42,7 +42,8 @@ def slow(seconds):
 
 
 def binary(name):
-    path = BIN_DIR / name
+    """A program of scripts/variants.txt: in BIN_DIR, or a path from the root if it has a slash."""
+    path = ROOT / name if "/" in name else BIN_DIR / name
     if not path.exists():
         raise AssertionError("%s was not built" % path)
     return str(path)
@@ -330,7 +331,7 @@ def io_uring_unavailable():
 def read_variants(path=None):
     """The echo variants of scripts/variants.txt (the one table the tests and
     the scripts share), as (name, program, args, traits) tuples; traits maps
-    each trait named there (concurrent, forks, spins, needs_uring, extra) to True."""
+    each trait named there (concurrent, forks, spins, needs_uring, extra, sketch) to True."""
     path = path or ROOT / "scripts" / "variants.txt"
     table = []
     for line in pathlib.Path(path).read_text().splitlines():
@@ -341,8 +342,9 @@ def read_variants(path=None):
     return table
 
 
-# The tests' matrix: every variant but the extra modes of another one.
-ECHO_VARIANTS = [v for v in read_variants() if not v[3].get("extra")]
+# The tests' matrix: every variant but the extra modes of another one and
+# the teaching sketches (tests/test_selectors_echo.py covers the Python one).
+ECHO_VARIANTS = [v for v in read_variants() if not (v[3].get("extra") or v[3].get("sketch"))]
 
 
 def variants(concurrent=None, built_only=False):
