@@ -37,7 +37,10 @@ struct server_options {
     long max_clients;
 };
 
-enum { DEFAULT_MAX_CLIENTS = 1024 };
+/* select watches descriptors below FD_SETSIZE (1024) only: 1000 clients
+ * leave room for stdio, the listener and spares, so the default promises
+ * nothing the select server cannot keep. */
+enum { DEFAULT_MAX_CLIENTS = 1000 };
 
 /* The defaults every server starts from; default_port differs (ftpd). */
 struct server_options server_options_defaults(int default_port);

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
 #include <unistd.h>
 
 enum { DEFAULT_PORT = 8000 };
@@ -46,6 +47,7 @@ struct server {
     struct list_node connections; /* every open one, to close them all at the end */
     bool accept_paused;
     bool out_of_descriptors; /* this episode is logged already */
+    bool read_once;          /* --read-once: the teaching mistake, see on_connection_ready */
     struct buffer_pool pool;
     struct server_stats *stats;
 };
@@ -73,7 +75,11 @@ static void close_connection(struct server *srv, struct connection *conn)
 
 /* Level-triggered: one read and one write at most; the next wait says if
  * there is more. Edge-triggered: until EAGAIN, as the kernel will not say
- * it twice. Either way the connection asks to hear about writability only
+ * it twice (a short read would show the buffer drained too, epoll(7), but
+ * the echo buffer may fill first: EAGAIN is the one sign that holds for
+ * every case). --read-once makes the edge-triggered handler stop after one
+ * read, the mistake the lesson shows: bytes left in the socket are never
+ * announced again, and the connection stalls. Either way the connection asks to hear about writability only
  * while it has bytes pending, and about readability only while its buffer
  * has room (backpressure). */
 static void on_connection_ready(struct loop *loop, int fd, int ready, void *data)
@@ -82,7 +88,7 @@ static void on_connection_ready(struct loop *loop, int fd, int ready, void *data
     struct connection *conn = data;
     struct server *srv = conn->server;
 
-    int wants = echo_pump(&conn->echo, &srv->pool, srv->stats, loop_is_edge_triggered(loop));
+    int wants = echo_pump(&conn->echo, &srv->pool, srv->stats, loop_is_edge_triggered(loop) && !srv->read_once);
     if (wants & ECHO_CLOSE) {
         close_connection(srv, conn);
         return;
@@ -182,7 +188,9 @@ static void on_listener_ready(struct loop *loop, int fd, int ready, void *data)
 
 /* --- main ---------------------------------------------------------------- */
 
-static void describe_options(struct model_option table[2], int *api, int *trigger)
+enum { MODEL_OPTIONS = 3 };
+
+static void describe_options(struct model_option table[MODEL_OPTIONS], int *api, int *trigger, bool *read_once)
 {
     table[0] = (struct model_option){
         .name = "api", .kind = OPTION_CHOICE, .metavar = "API", .choices = loop_api_names, .value = api,
@@ -190,23 +198,29 @@ static void describe_options(struct model_option table[2], int *api, int *trigge
     table[1] = (struct model_option){
         .name = "trigger", .kind = OPTION_CHOICE, .metavar = "MODE", .choices = trigger_names, .value = trigger,
         .help = "epoll only: edge-triggered handlers drain every socket to EAGAIN"};
+    table[2] = (struct model_option){
+        .name = "read-once", .kind = OPTION_FLAG, .value = read_once,
+        .help = "for the lesson: read at most once per readiness event, even edge-triggered (it stalls)"};
 }
 
-static void parse_options(int argc, char **argv, struct server_options *common, int *api, int *trigger)
+static void parse_options(int argc, char **argv, struct server_options *common, int *api, int *trigger,
+                          bool *read_once)
 {
-    struct model_option model[2];
+    struct model_option model[MODEL_OPTIONS];
     *common = server_options_defaults(DEFAULT_PORT);
     *api = LOOP_EPOLL;
     *trigger = TRIGGER_LEVEL;
-    describe_options(model, api, trigger);
-    parse_server_options(argc, argv, SUMMARY, common, model, 2);
+    *read_once = false;
+    describe_options(model, api, trigger, read_once);
+    parse_server_options(argc, argv, SUMMARY, common, model, MODEL_OPTIONS);
 
     if (*trigger == TRIGGER_EDGE && *api != LOOP_EPOLL) {
         /* The usage shows the defaults, not what was parsed. */
         struct server_options defaults = server_options_defaults(DEFAULT_PORT);
         int default_api = LOOP_EPOLL, default_trigger = TRIGGER_LEVEL;
-        describe_options(model, &default_api, &default_trigger);
-        server_usage_error(SUMMARY, &defaults, model, 2, "--trigger edge needs --api epoll (%s is level-triggered only)",
+        bool default_read_once = false;
+        describe_options(model, &default_api, &default_trigger, &default_read_once);
+        server_usage_error(SUMMARY, &defaults, model, MODEL_OPTIONS, "--trigger edge needs --api epoll (%s is level-triggered only)",
                            loop_api_names[*api]);
     }
 }
@@ -228,8 +242,12 @@ int main(int argc, char **argv)
 {
     struct server_options common;
     int api, trigger;
-    parse_options(argc, argv, &common, &api, &trigger);
+    bool read_once;
+    parse_options(argc, argv, &common, &api, &trigger, &read_once);
     install_stop_handlers();
+    if (api == LOOP_SELECT && common.max_clients > FD_SETSIZE - SPARE_FDS)
+        warn("select watches descriptors below FD_SETSIZE (%d) only: a client past that is refused, "
+             "well before --max-clients %ld", FD_SETSIZE, common.max_clients);
 
     /* The loop's table is indexed by descriptor, so it is sized by the
      * highest descriptor the process may open. */
@@ -237,7 +255,7 @@ int main(int argc, char **argv)
     if (fd_limit < 0)
         die_errno("RLIMIT_NOFILE");
 
-    struct server srv = {.max_clients = common.max_clients, .stats = stats_create()};
+    struct server srv = {.max_clients = common.max_clients, .read_once = read_once, .stats = stats_create()};
     list_init(&srv.connections);
     buffer_pool_init(&srv.pool, POOLED_BUFFERS);
     srv.loop = loop_create((enum loop_api)api, trigger == TRIGGER_EDGE, fd_limit > INT_MAX ? INT_MAX : (int)fd_limit);
@@ -247,7 +265,8 @@ int main(int argc, char **argv)
     if (loop_watch(srv.loop, srv.listen_fd, LOOP_READABLE, on_listener_ready, &srv) < 0)
         die_errno("watch the listening socket");
 
-    log_event("multiplexing with %s (%s-triggered)", loop_api_name(srv.loop), trigger_names[trigger]);
+    log_event("multiplexing with %s (%s-triggered%s)", loop_api_name(srv.loop), trigger_names[trigger],
+              read_once ? ", one read per event" : "");
     announce_listening(srv.listen_fd);
 
     if (loop_run(srv.loop) < 0)
