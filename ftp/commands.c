@@ -46,9 +46,16 @@ static bool resolve(struct session *s, const char *arg, char vpath[VPATH_MAX])
     return false;
 }
 
+/* Out of descriptors or memory is transient (451: try again), whatever
+ * the path; anything else is about the path itself (550). */
+static int path_error_code(int err)
+{
+    return err == EMFILE || err == ENFILE || err == ENOMEM || err == ENOBUFS ? 451 : 550;
+}
+
 static void reply_path_error(struct session *s, const char *vpath, int err)
 {
-    session_reply(s, 550, "%s: %s", vpath, path_error_text(err));
+    session_reply(s, path_error_code(err), "%s: %s", vpath, path_error_text(err));
 }
 
 /* -- login and session ---------------------------------------------------- */
@@ -305,7 +312,7 @@ static void cmd_rnto(struct session *s, const char *arg)
     if (from_dir < 0 || to_dir < 0 || renameat(from_dir, from_name, to_dir, to_name) < 0)
         err = errno; /* set by whichever call failed: nothing runs after it */
     if (err)
-        session_reply(s, 550, "Rename to %s: %s", to, path_error_text(err));
+        session_reply(s, path_error_code(err), "Rename to %s: %s", to, path_error_text(err));
     else
         session_reply(s, 250, "Renamed %s to %s", from, to);
     if (from_dir >= 0)

@@ -20,9 +20,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,8 +36,9 @@ enum {
      * at least once a second (it also resumes a paused listener). */
     TICK_MIN_MS = 100,
     TICK_MAX_MS = 1000,
-    /* A session holds its control connection, a passive listener or a data
-     * connection, and a file or directory. */
+    /* The most a session holds at once: its control connection, a data
+     * connection (or the passive listener waiting for it), and, during an
+     * upload, the file and its directory. */
     DESCRIPTORS_PER_SESSION = 4,
     ACCEPTS_PER_EVENT = 16,
 };
@@ -84,57 +87,80 @@ static void parse_options(int argc, char **argv, struct ftpd_options *o)
 
 /* -- the listener ---------------------------------------------------------- */
 
-/* Over --max-clients, or beyond what the loop can watch: told why, closed. */
-static void refuse_client(int fd, const char *reason)
+/* Over the session limit, or beyond what the loop can watch: told why
+ * (RFC 959's 421, "service not available") and closed. */
+static void refuse_client(int fd, const char *peer, const char *why)
 {
     static const char reply[] = "421 Too many connections, try again later\r\n";
     /* Best effort: a fresh socket's buffer takes one line without waiting. */
     (void)send(fd, reply, sizeof reply - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-    log_event("closing fd %d: %s", fd, reason);
-    close(fd);
+    refuse_connection(fd, peer, "%s", why);
 }
 
 static void on_listener_readable(struct loop *loop, int listen_fd, int ready, void *data);
+static void on_tick(struct loop *loop, void *data);
 
-/* Interest 0: still registered, asking for nothing. */
-static void pause_accepting(struct ftp_server *server)
+/* Out of descriptors, the pending connection stays in the backlog and the
+ * listener stays readable: watched level-triggered, it would wake the loop
+ * at once, for ever. So the listener asks for nothing until a session
+ * closes or ACCEPT_PAUSE_MS pass. One warning per episode: the flag is
+ * cleared only by an accept that succeeds. */
+static void pause_accepting(struct ftp_server *server, int err)
 {
-    if (loop_watch(server->loop, server->listen_fd, 0, on_listener_readable, server) == 0)
-        server->accept_paused = true;
+    if (!server->out_of_descriptors)
+        warn_accept_paused(err);
+    server->out_of_descriptors = true;
+    if (loop_watch(server->loop, server->listen_fd, 0, on_listener_readable, server) < 0)
+        die_errno("pause the listening socket");
+    server->accept_paused = true;
+    loop_set_tick(server->loop, ACCEPT_PAUSE_MS, on_tick, server);
 }
 
-static void resume_accepting(struct ftp_server *server)
+void server_resume_accepting(struct ftp_server *server)
 {
-    if (loop_watch(server->loop, server->listen_fd, LOOP_READABLE, on_listener_readable, server) == 0)
-        server->accept_paused = false;
+    if (!server->accept_paused)
+        return;
+    if (loop_watch(server->loop, server->listen_fd, LOOP_READABLE, on_listener_readable, server) < 0)
+        die_errno("resume the listening socket");
+    server->accept_paused = false;
+    loop_set_tick(server->loop, server->tick_ms, on_tick, server);
+}
+
+static void admit(struct ftp_server *server, int fd, const char *peer, const struct sockaddr_storage *peer_addr)
+{
+    char why[80];
+    if (server->session_count >= (size_t)server->max_sessions) {
+        snprintf(why, sizeof why, "%zu clients already connected", server->session_count);
+        refuse_client(fd, peer, why);
+    } else if (!loop_can_watch(server->loop, fd)) {
+        snprintf(why, sizeof why, "%s cannot watch a descriptor that high", loop_api_name(server->loop));
+        refuse_client(fd, peer, why);
+    } else {
+        stats_connection_opened(server->stats, fd, peer);
+        session_open(server, fd, peer_addr);
+    }
 }
 
 static void on_listener_readable(struct loop *loop, int listen_fd, int ready, void *data)
 {
+    (void)loop;
     (void)ready;
     struct ftp_server *server = data;
     for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
         char peer[ADDR_STRLEN];
         struct sockaddr_storage peer_addr;
         int fd = accept_connection_from(listen_fd, true, peer, &peer_addr);
-        if (fd < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return;
-            if (accept_error_is_transient(errno))
-                continue;
-            /* Out of descriptors (or worse): stop asking until the next
-             * tick rather than spin on a listener that stays readable. */
-            warn_errno("accept");
-            pause_accepting(server);
+        if (fd >= 0) {
+            server->out_of_descriptors = false;
+            admit(server, fd, peer, &peer_addr);
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
             return;
+        } else if (accept_error_is_exhaustion(errno)) {
+            pause_accepting(server, errno);
+            return;
+        } else if (!accept_error_is_transient(errno)) {
+            die_errno("accept");
         }
-        stats_connection_opened(server->stats, fd, peer);
-        if (server->session_count >= (size_t)server->config.max_clients)
-            refuse_client(fd, "too many clients");
-        else if (!loop_can_watch(loop, fd))
-            refuse_client(fd, "descriptor beyond what the loop can watch");
-        else
-            session_open(server, fd, &peer_addr);
     }
 }
 
@@ -144,13 +170,33 @@ static void on_tick(struct loop *loop, void *data)
 {
     (void)loop;
     struct ftp_server *server = data;
-    long long now = monotonic_ms();
-    for (struct session *s = server->sessions, *next; s; s = next) {
-        next = s->next; /* s may be destroyed */
-        session_check_idle(s, now);
-    }
-    if (server->accept_paused)
-        resume_accepting(server);
+    int64_t now = monotonic_ms();
+    struct list_node *node, *next;
+    list_for_each_safe(node, next, &server->sessions) /* a session may be destroyed */
+        session_check_idle(container_of(node, struct session, link), now);
+    server_resume_accepting(server);
+}
+
+/* -- the session limit ----------------------------------------------------- */
+
+/* As many sessions as the descriptors allow, each with room for its data
+ * connection and its files, so that a client over the limit is told 421
+ * at once instead of a session failing later for want of a descriptor.
+ * The loop's own ceiling counts too: select's fd_set holds FD_SETSIZE
+ * descriptors (select(2)). */
+static long session_limit(long max_clients, long fd_limit, enum loop_api api)
+{
+    long usable = api == LOOP_SELECT && fd_limit > FD_SETSIZE ? FD_SETSIZE : fd_limit;
+    long fit = (usable - SPARE_FDS) / DESCRIPTORS_PER_SESSION;
+    if (fit < 1)
+        die("%ld descriptors (RLIMIT_NOFILE%s) leave no room for a session: %d needed", usable,
+            usable < fd_limit ? ", FD_SETSIZE" : "", SPARE_FDS + DESCRIPTORS_PER_SESSION);
+    if (fit >= max_clients)
+        return max_clients;
+    log_event("at most %ld sessions, not %ld: %ld descriptors (%s) at %d per session and %d spare", fit, max_clients,
+              usable, usable < fd_limit ? "select's FD_SETSIZE" : "RLIMIT_NOFILE", DESCRIPTORS_PER_SESSION,
+              SPARE_FDS);
+    return fit;
 }
 
 /* -- start and stop -------------------------------------------------------- */
@@ -167,7 +213,6 @@ static void start(struct ftp_server *server, const struct ftpd_options *o)
         .root_fd = root_fd,
         .read_only = o->read_only,
         .idle_timeout_ms = o->idle_timeout_s * 1000,
-        .max_clients = o->common.max_clients,
     };
     if (o->user) {
         /* The password is the part after the first ':'; the option string
@@ -182,10 +227,12 @@ static void start(struct ftp_server *server, const struct ftpd_options *o)
         memset(colon + 1, 0, strlen(colon + 1));
     }
 
-    long fd_limit = raise_fd_limit(o->common.max_clients * DESCRIPTORS_PER_SESSION + 64);
+    long fd_limit = raise_fd_limit(o->common.max_clients * DESCRIPTORS_PER_SESSION + SPARE_FDS);
     if (fd_limit < 0)
         die_errno("RLIMIT_NOFILE");
-    server->loop = loop_create((enum loop_api)o->api, false, (int)fd_limit);
+    server->max_sessions = session_limit(o->common.max_clients, fd_limit, (enum loop_api)o->api);
+    list_init(&server->sessions);
+    server->loop = loop_create((enum loop_api)o->api, false, fd_limit > INT_MAX ? INT_MAX : (int)fd_limit);
     if (!server->loop)
         die_errno("event loop (%s)", loop_api_names[o->api]);
     server->stats = stats_create();
@@ -195,16 +242,16 @@ static void start(struct ftp_server *server, const struct ftpd_options *o)
     if (loop_watch(server->loop, server->listen_fd, LOOP_READABLE, on_listener_readable, server) < 0)
         die_errno("watch the listening socket");
     long tick_ms = server->config.idle_timeout_ms / 4;
-    tick_ms = tick_ms < TICK_MIN_MS ? TICK_MIN_MS : tick_ms > TICK_MAX_MS ? TICK_MAX_MS : tick_ms;
-    loop_set_tick(server->loop, (int)tick_ms, on_tick, server);
+    server->tick_ms = tick_ms < TICK_MIN_MS ? TICK_MIN_MS : tick_ms > TICK_MAX_MS ? TICK_MAX_MS : (int)tick_ms;
+    loop_set_tick(server->loop, server->tick_ms, on_tick, server);
 }
 
 /* Every session is told and closed; an upload in progress loses its
  * temporary file, so no half-written file is left under any name. */
 static void stop(struct ftp_server *server)
 {
-    while (server->sessions) {
-        struct session *s = server->sessions;
+    while (!list_empty(&server->sessions)) {
+        struct session *s = container_of(server->sessions.next, struct session, link);
         session_reply(s, 421, "Server shutting down");
         session_close_later(s, "server stopping");
         session_settle(s);

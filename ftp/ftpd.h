@@ -6,6 +6,7 @@
 
 #include "buffer.h"
 #include "clock.h"
+#include "list.h"
 #include "stats.h"
 
 #include <stdbool.h>
@@ -20,7 +21,6 @@ struct ftp_config {
     long idle_timeout_ms;   /* --idle-timeout */
     const char *user;       /* --user NAME:PASSWORD, or NULL: anonymous */
     char *password;         /* a copy: wiped from argv */
-    long max_clients;
 };
 
 struct ftp_server {
@@ -29,11 +29,17 @@ struct ftp_server {
     struct server_stats *stats; /* connections, commands (as messages), data bytes */
     struct buffer_pool buffers; /* uploads and listings borrow one while they run */
     int listen_fd;
-    bool accept_paused;         /* out of descriptors: retried on the next tick */
-    struct session *sessions;   /* a doubly linked list, for the tick and the shutdown */
+    int tick_ms;                /* how often idle sessions are looked for */
+    bool accept_paused;         /* the listener asks for nothing until a session closes or a tick */
+    bool out_of_descriptors;    /* since the last accept that succeeded: warned once */
+    struct list_node sessions;  /* struct session.link: for the tick and the shutdown */
     size_t session_count;
+    long max_sessions;          /* --max-clients, or fewer if the descriptors hold fewer */
     unsigned long uploads_started; /* makes each temporary upload name unique */
 };
 
+/* A session closed: descriptors are free again, so a paused listener
+ * resumes at once. */
+void server_resume_accepting(struct ftp_server *server);
 
 #endif

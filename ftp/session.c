@@ -25,26 +25,6 @@ void session_count_bytes(struct session *s, size_t n)
     atomic_fetch_add_explicit(&s->server->stats->bytes, n, memory_order_relaxed);
 }
 
-static void table_insert(struct ftp_server *server, struct session *s)
-{
-    s->next = server->sessions;
-    if (server->sessions)
-        server->sessions->prev = s;
-    server->sessions = s;
-    server->session_count++;
-}
-
-static void table_remove(struct ftp_server *server, struct session *s)
-{
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        server->sessions = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    server->session_count--;
-}
-
 /* The local address passive listeners bind to, and the urgent-data
  * setting ABOR needs: clients send it as TCP urgent data (the Telnet
  * "Synch"), which must stay in the byte stream to be read as a line. */
@@ -78,7 +58,8 @@ void session_open(struct ftp_server *server, int fd, const struct sockaddr_stora
         free(s);
         return;
     }
-    table_insert(server, s);
+    list_add(&server->sessions, &s->link);
+    server->session_count++;
     session_reply(s, 220, "iomodels ftpd ready");
     session_settle(s);
 }
@@ -93,8 +74,10 @@ void session_destroy(struct session *s)
     log_event("closing fd %d%s%s", s->control_fd, s->close_reason ? ": " : "",
               s->close_reason ? s->close_reason : "");
     close(s->control_fd);
-    table_remove(server, s);
+    list_del(&s->link);
+    server->session_count--;
     free(s);
+    server_resume_accepting(server);
 }
 
 void session_close_later(struct session *s, const char *reason)

@@ -46,7 +46,7 @@ enum session_state {
 
 struct session {
     struct ftp_server *server;
-    struct session *prev, *next; /* the server's table */
+    struct list_node link;       /* in the server's table */
 
     int control_fd;
     int control_interest;        /* what the loop watches it for now */

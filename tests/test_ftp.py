@@ -13,12 +13,14 @@ import io
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import threading
+import time
 
 import harness
 from harness import Server, slow
@@ -29,9 +31,10 @@ SUMMARY = re.compile(r"^summary: (\d+) connections?, (\d+) commands?, (\d+) byte
 # -- helpers ---------------------------------------------------------------
 
 @contextlib.contextmanager
-def served_tree(*args, files=None):
+def served_tree(*args, files=None, **server_options):
     """A temporary root filled with files {relative path: bytes} and an
-    ftpd serving it; yields (server, root)."""
+    ftpd serving it (server_options go to harness.Server); yields
+    (server, root)."""
     with tempfile.TemporaryDirectory(prefix="iomodels-ftp-") as tmp:
         root = os.path.join(tmp, "root")
         os.mkdir(root)
@@ -40,7 +43,7 @@ def served_tree(*args, files=None):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "wb") as f:
                 f.write(data)
-        with Server("ftpd", "-r", root, *args) as srv:
+        with Server("ftpd", "-r", root, *args, **server_options) as srv:
             yield srv, root
             if srv.alive():
                 status, log = srv.stop()
@@ -883,28 +886,108 @@ def test_ipv6_control_uses_epsv():
         ftp.quit()
 
 
-def test_out_of_descriptors_pauses_then_recovers():
-    """With a tiny RLIMIT_NOFILE, accept fails with EMFILE: the server
-    neither dies nor spins, and serves again once descriptors free up."""
-    with tempfile.TemporaryDirectory(prefix="iomodels-ftp-") as root:
-        with open(os.path.join(root, "f.txt"), "wb") as f:
-            f.write(b"still here")
-        with Server("ftpd", "-r", root, nofile=16) as srv:
-            held = []
-            for _ in range(20):  # more than the limit allows
-                sock = srv.connect()
-                held.append(sock)
-            srv.wait_for_log("accept: Too many open files")
+def lowest_free_fd(pid):
+    used = {int(n) for n in os.listdir("/proc/%d/fd" % pid)}
+    return next(n for n in range(len(used) + 1) if n not in used)
+
+
+def test_out_of_descriptors_pauses_without_spinning_then_recovers():
+    """With its descriptor limit lowered under its feet (prlimit), accept
+    fails with EMFILE: the server warns once, stays alive and uses next to
+    no CPU while a client waits in the backlog (a retry without a pause
+    would burn a core), then serves that client once the limit is back."""
+    with served_tree(files={"f.txt": b"still here"}) as (srv, root):
+        first = Control(srv)
+        limits = resource.prlimit(srv.proc.pid, resource.RLIMIT_NOFILE)
+        resource.prlimit(srv.proc.pid, resource.RLIMIT_NOFILE, (lowest_free_fd(srv.proc.pid), limits[1]))
+        try:
+            waiting = srv.connect()
+            srv.wait_for_log("accept: Too many open files: pausing new connections")
+            cpu_before, start = srv.cpu_seconds(), time.monotonic()
+            time.sleep(1.0)  # the measurement window, not a synchronisation
+            cpu, elapsed = srv.cpu_seconds() - cpu_before, time.monotonic() - start
+            assert cpu < 0.1, "%.2f s of CPU in %.2f s while out of descriptors" % (cpu, elapsed)
             assert srv.alive()
-            for sock in held:
-                sock.close()
-            ftp = harness.wait_until(lambda: try_login(srv), 10, "service after descriptors came back")
-            chunks = []
-            ftp.retrbinary("RETR f.txt", chunks.append)
-            assert b"".join(chunks) == b"still here"
-            ftp.quit()
-            status, _ = srv.stop()
-            assert status == 0
+            assert first.command("NOOP")[0] == 200  # the sessions it has are still served
+        finally:
+            resource.prlimit(srv.proc.pid, resource.RLIMIT_NOFILE, limits)
+        waiting.settimeout(slow(10))
+        assert waiting.recv(100).startswith(b"220"), "the waiting client was not served"
+        assert srv.stderr().count("pausing new connections") == 1, srv.stderr()[-2000:]
+        waiting.close()
+        ftp = ftp_login(srv)
+        chunks = []
+        ftp.retrbinary("RETR f.txt", chunks.append)
+        assert b"".join(chunks) == b"still here"
+        ftp.quit()
+        first.close()
+
+
+def first_reply_code(sock, timeout=10):
+    """The code of the first reply line on a fresh control connection."""
+    sock.settimeout(slow(timeout))
+    data = b""
+    while b"\r\n" not in data:
+        chunk = sock.recv(200)
+        if not chunk:
+            raise AssertionError("closed without a reply line: %r" % data)
+        data += chunk
+    return int(data[:3])
+
+
+def check_session_limit(srv, root, clients):
+    """clients connections beyond a logged-in session: each is greeted
+    (220) or refused at once (421), never left waiting; the logged-in
+    session can still list, upload and download."""
+    c = Control(srv)
+    socks = [srv.connect(timeout=10) for _ in range(clients)]
+    codes = [first_reply_code(sock) for sock in socks]
+    greeted, refused = codes.count(220), codes.count(421)
+    assert greeted + refused == clients and greeted >= 1 and refused >= 1, (greeted, refused)
+    data = c.passive()
+    assert c.command("LIST")[0] == 150
+    recv_all(data)
+    assert c.reply()[0] == 226
+    data = c.passive()
+    assert c.command("STOR up.bin")[0] == 150
+    data.sendall(b"u" * 100_000)
+    data.close()
+    assert c.reply()[0] == 226
+    data = c.passive()
+    assert c.command("RETR up.bin")[0] == 150
+    assert recv_all(data) == b"u" * 100_000
+    assert c.reply()[0] == 226
+    for sock in socks:
+        sock.close()
+    c.close()
+    srv.wait_for_log_match(r"refusing fd \d+ from 127\.0\.0\.1:\d+: \d+ clients already connected")
+    return greeted
+
+
+def test_session_limit_follows_the_descriptor_limit():
+    """Under RLIMIT_NOFILE 128 (as prlimit --nofile=128 sets it) ftpd takes
+    only as many sessions as leave each room for a data connection and its
+    files, and says how many: 130 more clients get 220 or an immediate 421,
+    and a logged-in user's transfers still work. The same with select."""
+    for api in ("epoll", "select"):
+        with served_tree("--api", api, nofile=128) as (srv, root):
+            greeted = check_session_limit(srv, root, 130)
+            match = srv.wait_for_log_match(r"at most (\d+) sessions, not 1024: 128 descriptors")
+            assert greeted + 1 == int(match.group(1)), (greeted, match.group(0))
+
+
+def test_select_session_limit_follows_fd_setsize():
+    """--api select with the defaults: a select loop can watch descriptors
+    below FD_SETSIZE (1024) only, so the session limit is what fits under
+    it, not --max-clients 1024: over a thousand idle clients leave a
+    logged-in user's transfers working, and the rest get 421 at once."""
+    harness.raise_own_fd_limit(2200)
+    with served_tree("--api", "select") as (srv, root):
+        limits = resource.prlimit(srv.proc.pid, resource.RLIMIT_NOFILE)
+        if limits[0] <= 1024:
+            raise harness.Skip("ftpd could not raise its descriptor limit above 1024")
+        check_session_limit(srv, root, 1030)
+        srv.wait_for_log("descriptors (select's FD_SETSIZE)")
 
 
 def try_login(srv):
