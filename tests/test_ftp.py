@@ -972,7 +972,7 @@ def test_session_limit_follows_the_descriptor_limit():
     for api in ("epoll", "select"):
         with served_tree("--api", api, nofile=128) as (srv, root):
             greeted = check_session_limit(srv, root, 130)
-            match = srv.wait_for_log_match(r"at most (\d+) sessions, not 1024: 128 descriptors")
+            match = srv.wait_for_log_match(r"at most (\d+) sessions, not \d+: 128 descriptors")
             assert greeted + 1 == int(match.group(1)), (greeted, match.group(0))
 
 
