@@ -29,7 +29,7 @@ SRC_server-multiplexing := $(wildcard multiplexing/*.c)
 SRC_server-async        := $(wildcard async/*.c)
 SRC_client              := $(wildcard client/*.c)
 SRC_ftpd                := $(if $(wildcard ftp/*.c),$(wildcard ftp/*.c) $(LOOP_SRC))
-SRC_unit-tests          := $(wildcard tests/unit/*.c) $(LOOP_SRC)
+SRC_unit-tests          := $(wildcard tests/unit/*.c) $(LOOP_SRC) client/histogram.c client/address.c
 
 PROGRAMS := $(foreach p,server-blocking server-nonblocking server-multiplexing server-async client ftpd unit-tests,\
               $(if $(SRC_$(p)),$(p)))

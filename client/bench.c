@@ -10,6 +10,7 @@
  * nothing once the run has started. */
 #include "bench.h"
 
+#include "address.h"
 #include "client.h"
 #include "net.h"
 #include "options.h"
@@ -127,16 +128,6 @@ static struct bench_config parse_bench_args(int argc, char **argv)
 }
 
 /* -- setting up -------------------------------------------------------------- */
-
-static struct addrinfo *resolve_server(const struct bench_config *cfg)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *list;
-    int rc = getaddrinfo(cfg->host, cfg->port, &hints, &list);
-    if (rc != 0)
-        die("cannot resolve %s:%s: %s", cfg->host, cfg->port, gai_strerror(rc));
-    return list;
-}
 
 /* The pattern the messages are cut from: PATTERN_PERIOD pseudo-random
  * bytes, then the start again so that a message of size bytes at any
@@ -331,7 +322,10 @@ static void print_summary(const struct bench_config *cfg, const struct bench_run
 int bench_main(int argc, char **argv)
 {
     struct bench_config cfg = parse_bench_args(argc, argv);
-    struct addrinfo *server = resolve_server(&cfg);
+    char err[512];
+    struct addrinfo *server = resolve_address(cfg.host, cfg.port, err, sizeof err);
+    if (!server)
+        die("cannot resolve %s", err);
     ensure_descriptors(cfg.conns);
 
     unsigned char *pattern = make_pattern((size_t)cfg.size);

@@ -15,7 +15,7 @@
  * server closes its side. */
 #include "client.h"
 
-#include "net.h"
+#include "address.h"
 #include "options.h"
 
 #include <errno.h>

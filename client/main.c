@@ -2,7 +2,7 @@
  * program, so a class needs to know one command. main() only dispatches. */
 #include "client.h"
 
-#include "net.h"
+#include "address.h"
 #include "options.h"
 
 #include <stdarg.h>

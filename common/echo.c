@@ -15,7 +15,8 @@ void echo_init(struct echo_conn *conn, int fd, const char *peer)
     snprintf(conn->peer, sizeof conn->peer, "%s", peer);
 }
 
-int echo_wants(const struct echo_conn *conn)
+/* What the connection waits for, without doing any IO. */
+static int echo_wants(const struct echo_conn *conn)
 {
     if (conn->error != 0)
         return ECHO_CLOSE;

@@ -46,9 +46,6 @@ void echo_init(struct echo_conn *conn, int fd, const char *peer);
  * echo_want bits for the next wait. */
 int echo_pump(struct echo_conn *conn, struct buffer_pool *pool, struct server_stats *stats, bool until_eagain);
 
-/* What the connection waits for, without doing any IO. */
-int echo_wants(const struct echo_conn *conn);
-
 /* Logs "closing fd N" (with the reason, if it failed), closes the socket and
  * returns its buffer to the pool. */
 void echo_close(struct echo_conn *conn, struct buffer_pool *pool);

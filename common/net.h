@@ -57,14 +57,6 @@ enum {
  * first accept fails), not on every retry. */
 void warn_accept_paused(int err);
 
-/* Connects to host:port (blocking connect; nonblocking applies afterwards),
- * TCP_NODELAY on. Returns the descriptor, or -1 with a message in err. */
-int connect_to(const char *host, const char *port, bool nonblocking, char *err, size_t err_len);
-
-/* Parses "[HOST:]PORT", "[v6addr]:PORT" or "v6addr:PORT" (last colon wins).
- * host defaults to 127.0.0.1. Returns false on a malformed argument. */
-bool parse_host_port(const char *arg, char *host, size_t host_len, char *port, size_t port_len);
-
 int set_nonblocking(int fd);
 int set_nodelay(int fd);
 void format_sockaddr(const struct sockaddr *sa, char *out, size_t out_len);

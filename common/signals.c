@@ -62,11 +62,3 @@ void block_stop_signals(sigset_t *wait_mask)
     sigdelset(wait_mask, SIGINT);
     sigdelset(wait_mask, SIGTERM);
 }
-
-void reset_stop_handlers(void)
-{
-    struct sigaction dfl = {.sa_handler = SIG_DFL};
-    sigemptyset(&dfl.sa_mask);
-    sigaction(SIGINT, &dfl, NULL);
-    sigaction(SIGTERM, &dfl, NULL);
-}

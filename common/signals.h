@@ -29,8 +29,4 @@ void stop_wakes_listener(int listen_fd);
  * woken. */
 void block_stop_signals(sigset_t *wait_mask);
 
-/* Restores the default disposition of the stop signals (for exec'd or
- * forked helpers that must die on them). */
-void reset_stop_handlers(void);
-
 #endif

@@ -1,6 +1,6 @@
-/* Unit tests of common/histogram: the layout of the buckets, and the
+/* Unit tests of client/histogram: the layout of the buckets, and the
  * percentiles every benchmark figure is read from. */
-#include "histogram.h"
+#include "../../client/histogram.h"
 #include "unit.h"
 
 #include <stdint.h>
