@@ -173,7 +173,7 @@ static void on_tick(struct loop *loop, void *data)
     int64_t now = monotonic_ms();
     struct list_node *node, *next;
     list_for_each_safe(node, next, &server->sessions) /* a session may be destroyed */
-        session_check_idle(container_of(node, struct session, link), now);
+        session_tick(container_of(node, struct session, link), now);
     server_resume_accepting(server);
 }
 

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -261,11 +263,44 @@ static void honour_telnet_synch(struct session *s)
 {
     const unsigned char *in = (const unsigned char *)s->in;
     for (size_t i = s->in_len; i-- > 1;) {
-        if (in[i - 1] == TELNET_IAC && in[i] == TELNET_DM) { /* the last Synch wins */
+        if (in[i] != TELNET_DM)
+            continue;
+        size_t iacs = 0; /* IAC IAC is an escaped 0xFF: an even run is no command */
+        while (iacs < i && in[i - 1 - iacs] == TELNET_IAC)
+            iacs++;
+        if (iacs % 2 == 1) { /* the last Synch wins */
             drop_input(s, i + 1);
             s->discarding = false;
             return;
         }
+    }
+}
+
+/* A session whose input is full of commands waiting for a running transfer
+ * reads no more (its input is bounded), so a Synch sent now would never be
+ * seen in the stream. The kernel still reports it: the client sends the DM
+ * as TCP urgent data, which poll() shows as POLLPRI, select() as an
+ * exceptional condition. Everything before the urgent mark is then
+ * discarded, as the Synch asks (RFC 854); reads stop at the mark by
+ * themselves (tcp(7), SIOCATMARK), and with SO_OOBINLINE the next byte is
+ * the DM. Looked for on every tick, so the ABOR behind it waits a tick at
+ * most. */
+static void honour_urgent_synch(struct session *s)
+{
+    if (!data_transfer_active(s) || s->in_len < CONTROL_IN_SIZE)
+        return;
+    struct pollfd urgent = {.fd = s->control_fd, .events = POLLPRI};
+    if (poll(&urgent, 1, 0) != 1 || !(urgent.revents & POLLPRI))
+        return;
+    s->in_len = 0;
+    s->discarding = false;
+    for (;;) {
+        int at_mark = 0;
+        if (ioctl(s->control_fd, SIOCATMARK, &at_mark) < 0)
+            break;
+        ssize_t n = recv(s->control_fd, s->in, at_mark ? 1 : CONTROL_IN_SIZE, 0);
+        if (at_mark || n <= 0)
+            break; /* the DM is gone too; an error or EOF shows on the next read */
     }
 }
 
@@ -364,12 +399,13 @@ static void on_control_event(struct loop *loop, int fd, int ready, void *data)
     session_settle(s); /* flushes pending replies when writable, too */
 }
 
-void session_check_idle(struct session *s, long long now_ms)
+void session_tick(struct session *s, int64_t now_ms)
 {
+    honour_urgent_synch(s);
     long timeout = s->server->config.idle_timeout_ms;
-    if (now_ms - s->last_activity_ms < timeout)
-        return;
-    session_reply(s, 421, "Idle for %ld seconds: closing the control connection", timeout / 1000);
-    session_close_later(s, "idle timeout");
+    if (now_ms - s->last_activity_ms >= timeout) {
+        session_reply(s, 421, "Idle for %ld seconds: closing the control connection", timeout / 1000);
+        session_close_later(s, "idle timeout");
+    }
     session_settle(s);
 }

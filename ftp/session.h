@@ -60,7 +60,7 @@ struct session {
     char rename_from[VPATH_MAX]; /* "" unless RNFR just succeeded */
     off_t restart_offset;        /* REST, for the next RETR or STOR */
     bool epsv_all;               /* EPSV ALL: only EPSV from now on (RFC 2428) */
-    long long last_activity_ms;
+    int64_t last_activity_ms;
 
     const char *close_reason;    /* non-NULL: closed when this event ends, after a last flush */
 
@@ -97,8 +97,10 @@ void session_close_later(struct session *s, const char *reason);
  * The session must not be used after this returns. */
 void session_settle(struct session *s);
 
-/* Closes the session with 421 if it has been idle too long. */
-void session_check_idle(struct session *s, long long now_ms);
+/* The server's tick: honours a Telnet Synch that arrived while the session
+ * could not read, and closes the session with 421 if it has been idle too
+ * long. The session must not be used after this returns. */
+void session_tick(struct session *s, int64_t now_ms);
 
 /* What a peer sent, made safe to log: control bytes, C1 controls, bytes
  * that are not UTF-8 and the backslash become \xHH escapes, so no client

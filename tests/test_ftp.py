@@ -1113,3 +1113,27 @@ def test_logged_client_bytes_are_escaped():
             assert raw not in log, raw
         assert b"XYZZY \\x1b[2J\\x0dforged: accepted fd 99" in log, log[-2000:]
         assert "café\\xff\\xc2\\x9b".encode() in log, log[-2000:]
+
+
+def test_synch_reaches_a_session_whose_input_is_full():
+    """Commands queued behind a stalled transfer fill the session's input
+    (1 KiB), so it stops reading them. An ABOR behind a Synch (IAC IP, then
+    IAC DM with the DM sent as TCP urgent data, as lftp does) still aborts
+    the transfer promptly, long before the idle timeout; the queued
+    commands are discarded, as the Synch asks."""
+    with served_tree("--idle-timeout", "60") as (srv, root):
+        with open(os.path.join(root, "huge.bin"), "wb") as f:
+            f.truncate(256 << 20)
+        c = Control(srv)
+        data = c.passive()
+        data.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        assert c.command("RETR huge.bin")[0] == 150
+        c.send(b"NOOP\r\n" * 184)  # 1104 bytes: more than the input holds
+        c.send(b"\xff\xf4\xff")
+        c.sock.send(b"\xf2", socket.MSG_OOB)
+        c.send(b"ABOR\r\n")
+        assert [c.reply(timeout=5)[0], c.reply(timeout=5)[0]] == [426, 226]
+        srv.wait_for_log("transfer of /huge.bin aborted")
+        data.close()
+        assert c.command("NOOP")[0] == 200
+        c.close()
