@@ -31,32 +31,46 @@ SRC_client              := $(wildcard client/*.c)
 SRC_ftpd                := $(if $(wildcard ftp/*.c),$(wildcard ftp/*.c) $(LOOP_SRC))
 SRC_unit-tests          := $(wildcard tests/unit/*.c) $(LOOP_SRC) client/histogram.c client/address.c
 
-PROGRAMS := $(foreach p,server-blocking server-nonblocking server-multiplexing server-async client ftpd unit-tests,\
+PROGRAMS := $(foreach p,server-blocking server-nonblocking server-multiplexing server-async client ftpd,\
               $(if $(SRC_$(p)),$(p)))
 TARGETS  := $(addprefix $(BIN)/,$(PROGRAMS))
+
+# What only the tests run stays out of bin/, beside the objects: the C unit
+# tests, and the LD_PRELOAD shims (tests/shims/NAME.c -> $(BUILD)/shims/NAME.so)
+# that tests/run.py finds through --build.
+UNIT_TESTS := $(BUILD)/unit-tests
+SHIMS      := $(patsubst tests/shims/%.c,$(BUILD)/shims/%.so,$(wildcard tests/shims/*.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 .PHONY: all test check demo clean
-all: $(TARGETS)
+all: $(TARGETS) $(UNIT_TESTS) $(SHIMS)
 
-define program_rule
-$(BIN)/$(1): $(call obj,$(SRC_$(1)) $(COMMON_SRC))
+define link_rule
+$(1): $(call obj,$(2) $(COMMON_SRC))
 	@mkdir -p $$(@D)
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 endef
-$(foreach p,$(PROGRAMS),$(eval $(call program_rule,$(p))))
+$(foreach p,$(PROGRAMS),$(eval $(call link_rule,$(BIN)/$(p),$(SRC_$(p)))))
+$(eval $(call link_rule,$(UNIT_TESTS),$(SRC_unit-tests)))
+
+# A shim is preloaded into a server, sanitized or not: it is built plain.
+# Not -Wpedantic: it redefines libc functions, whose glibc prototypes use a
+# GNU transparent union (accept4's __SOCKADDR_ARG).
+$(BUILD)/shims/%.so: tests/shims/%.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -Wall -Wextra $(if $(WERROR),-Werror) -O2 -shared -fPIC -o $@ $< -ldl
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 test: all
-	$(PYTHON) tests/run.py --bin $(BIN)
+	$(PYTHON) tests/run.py --bin $(BIN) --build $(BUILD)
 
 check:
 	$(MAKE) SANITIZE=1 BUILD=build/san BIN=build/san/bin CFLAGS="-O1 -g" all
-	$(PYTHON) tests/run.py --bin build/san/bin --sanitized
+	$(PYTHON) tests/run.py --bin build/san/bin --build build/san --sanitized
 
 demo: all
 	scripts/demo.sh

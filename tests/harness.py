@@ -21,6 +21,7 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BIN_DIR = ROOT / "bin"
+BUILD_DIR = ROOT / "build"
 SANITIZED = False
 DEFAULT_TEST_SECONDS = 90
 SIGTERM = signal.SIGTERM
@@ -30,9 +31,16 @@ class Skip(Exception):
     """Raised by a test that cannot run here; the runner counts it apart."""
 
 
-def configure(bin_dir, sanitized):
-    global BIN_DIR, SANITIZED
+def configure(bin_dir, sanitized, build_dir=None):
+    """build_dir holds what make builds for the tests only (unit-tests,
+    shims/); by default the one that goes with bin_dir: build/ for bin/,
+    build/san/ for build/san/bin/."""
+    global BIN_DIR, BUILD_DIR, SANITIZED
     BIN_DIR = (ROOT / bin_dir) if not os.path.isabs(bin_dir) else pathlib.Path(bin_dir)
+    if build_dir is not None:
+        BUILD_DIR = (ROOT / build_dir) if not os.path.isabs(build_dir) else pathlib.Path(build_dir)
+    else:
+        BUILD_DIR = ROOT / "build" if BIN_DIR.parent == ROOT else BIN_DIR.parent
     SANITIZED = sanitized
 
 

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """The test runner behind `make test` and `make check`.
 
-Runs the C unit tests (bin/unit-tests), then every test_* function of every
+Runs the C unit tests (build/unit-tests), then every test_* function of every
 tests/test_*.py module, each under a time limit, and ends with the line
 `N passed, N failed, N skipped`. Exit status 1 if anything failed.
 
-    tests/run.py [--bin DIR] [--sanitized] [-k SUBSTRING] [-j JOBS] [-x]
+    tests/run.py [--bin DIR] [--build DIR] [--sanitized] [-k SUBSTRING] [-j JOBS] [-x]
 """
 import argparse
 import concurrent.futures
@@ -25,8 +25,8 @@ sys.path.insert(0, str(HERE))
 import harness  # noqa: E402
 
 
-def run_unit_tests(bin_dir, selector):
-    exe = pathlib.Path(bin_dir) / "unit-tests"
+def run_unit_tests(selector):
+    exe = harness.BUILD_DIR / "unit-tests"
     if selector and "unit" not in selector:
         return 0, 0
     if not exe.exists():
@@ -80,14 +80,15 @@ def run_one(name, fn):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin", default="bin", help="directory of the built programs")
+    parser.add_argument("--build", help="where make put unit-tests and shims/ (default: the one beside --bin)")
     parser.add_argument("--sanitized", action="store_true", help="binaries built with ASan+UBSan")
     parser.add_argument("-k", dest="selector", help="run only tests whose name contains this")
     parser.add_argument("-j", dest="jobs", type=int, default=1, help="tests run at once (default 1)")
     parser.add_argument("-x", dest="exitfirst", action="store_true", help="stop at the first failure")
     args = parser.parse_args()
 
-    harness.configure(bin_dir=args.bin, sanitized=args.sanitized)
-    passed, failed = run_unit_tests(args.bin, args.selector)
+    harness.configure(bin_dir=args.bin, sanitized=args.sanitized, build_dir=args.build)
+    passed, failed = run_unit_tests(args.selector)
     skipped = 0
     failures = []
 

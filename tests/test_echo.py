@@ -16,7 +16,6 @@ import signal
 import socket
 import struct
 import subprocess
-import tempfile
 import threading
 import time
 
@@ -535,35 +534,30 @@ def stop_and_continue(variant):
             echo_roundtrip(other, b"and a new client")
 
 
-def build_shim(name, directory):
-    """Compiles tests/shims/NAME.c into an LD_PRELOAD library in directory."""
-    source = harness.ROOT / "tests" / "shims" / (name + ".c")
-    library = os.path.join(directory, name + ".so")
-    cc = os.environ.get("CC", "cc")
-    proc = subprocess.run([cc, "-shared", "-fPIC", "-o", library, str(source), "-ldl"],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if proc.returncode != 0:
-        raise harness.Skip("cannot build the %s shim with %s: %s" % (name, cc, proc.stdout.strip()[-300:]))
-    return library
+def built_shim(name):
+    """The LD_PRELOAD library make builds from tests/shims/NAME.c."""
+    library = harness.BUILD_DIR / "shims" / (name + ".so")
+    if not library.exists():
+        raise AssertionError("%s was not built (make builds it)" % library)
+    return str(library)
 
 
 def stop_before_accept(variant):
     """A SIGTERM that lands after the stop-flag check, just before accept()
     blocks (a preloaded accept4 raises it): the server still exits at once
     with its summary, instead of waiting in accept for a client."""
-    with tempfile.TemporaryDirectory(prefix="iomodels-shim-") as tmp:
-        env = {"LD_PRELOAD": build_shim("stop_before_accept", tmp),
-               "ASAN_OPTIONS": "abort_on_error=0:detect_leaks=1:verify_asan_link_order=0"}
-        srv = variant.server(env=env)
-        with srv:
-            try:
-                status = srv.proc.wait(timeout=slow(5))
-            except subprocess.TimeoutExpired:
-                raise AssertionError("still blocked in accept 5 s after a SIGTERM it had caught") from None
-            text = srv.stderr()
-            srv.check_sanitizers(text)
-            assert status == 0, "exit status %d; stderr: %s" % (status, text[-500:])
-            assert "summary:" in text, "no summary line: %s" % text[-500:]
+    env = {"LD_PRELOAD": built_shim("stop_before_accept"),
+           "ASAN_OPTIONS": "abort_on_error=0:detect_leaks=1:verify_asan_link_order=0"}
+    srv = variant.server(env=env)
+    with srv:
+        try:
+            status = srv.proc.wait(timeout=slow(5))
+        except subprocess.TimeoutExpired:
+            raise AssertionError("still blocked in accept 5 s after a SIGTERM it had caught") from None
+        text = srv.stderr()
+        srv.check_sanitizers(text)
+        assert status == 0, "exit status %d; stderr: %s" % (status, text[-500:])
+        assert "summary:" in text, "no summary line: %s" % text[-500:]
 
 
 def no_descriptor_leaks(variant):
