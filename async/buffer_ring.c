@@ -12,6 +12,7 @@ static void free_memory(struct buffer_ring *br)
     free(br->entries);
     free(br->memory);
     free(br->free_ids);
+    free(br->links);
     *br = (struct buffer_ring){0};
 }
 
@@ -29,7 +30,9 @@ int buffer_ring_create(struct buffer_ring *br, struct ring *ring, uint16_t group
      * the resident set follows what is used. */
     br->memory = malloc((size_t)count * size);
     br->free_ids = malloc(count * sizeof *br->free_ids);
-    if (!br->memory || !br->free_ids) {
+    br->links = calloc(count, sizeof *br->links);
+    list_init(&br->waiting);
+    if (!br->memory || !br->free_ids || !br->links) {
         free_memory(br);
         return -ENOMEM;
     }
@@ -86,4 +89,67 @@ unsigned buffer_ring_refill(struct buffer_ring *br)
     /* Store-release: the kernel that sees the new tail sees the slots too. */
     atomic_store_explicit((_Atomic uint16_t *)&br->entries->tail, br->tail, memory_order_release);
     return br->in_ring;
+}
+
+void buffer_ring_wait(struct buffer_ring *br, struct list_node *waiter)
+{
+    list_add_tail(&br->waiting, waiter);
+}
+
+struct list_node *buffer_ring_next_waiter(struct buffer_ring *br)
+{
+    if (list_empty(&br->waiting))
+        return NULL;
+    struct list_node *first = br->waiting.next;
+    list_del(first);
+    return first;
+}
+
+/* --- a connection's queue of received buffers ---------------------------- */
+
+void buffer_queue_init(struct buffer_queue *q)
+{
+    *q = (struct buffer_queue){.head = -1, .tail = -1};
+}
+
+void buffer_queue_add(struct buffer_ring *br, struct buffer_queue *q, uint16_t id, unsigned length)
+{
+    br->links[id] = (struct buffer_link){.next = -1, .length = length};
+    if (q->tail >= 0)
+        br->links[q->tail].next = id;
+    else
+        q->head = id;
+    q->tail = id;
+    q->count++;
+}
+
+const unsigned char *buffer_queue_unsent(const struct buffer_ring *br, const struct buffer_queue *q, size_t *len)
+{
+    uint16_t id = (uint16_t)q->head;
+    *len = br->links[id].length - q->head_sent;
+    return buffer_ring_data(br, id) + q->head_sent;
+}
+
+static void release_oldest(struct buffer_ring *br, struct buffer_queue *q)
+{
+    int id = q->head;
+    q->head = br->links[id].next;
+    if (q->head < 0)
+        q->tail = -1;
+    q->count--;
+    q->head_sent = 0;
+    buffer_ring_give_back(br, (uint16_t)id);
+}
+
+void buffer_queue_sent(struct buffer_ring *br, struct buffer_queue *q, size_t n)
+{
+    q->head_sent += n;
+    if (q->head_sent == br->links[q->head].length)
+        release_oldest(br, q);
+}
+
+void buffer_queue_drop(struct buffer_ring *br, struct buffer_queue *q)
+{
+    while (q->count > 0)
+        release_oldest(br, q);
 }

@@ -20,7 +20,17 @@
 
 #include "ring.h"
 
+#include "list.h"
+
+#include <stddef.h>
 #include <stdint.h>
+
+/* Per buffer while a connection holds it: its place in that connection's
+ * queue and how many bytes it holds. */
+struct buffer_link {
+    int next; /* the next buffer id in the same queue, or -1 */
+    unsigned length;
+};
 
 struct buffer_ring {
     struct io_uring_buf_ring *entries; /* window slots shared with the kernel, page-aligned */
@@ -32,6 +42,10 @@ struct buffer_ring {
     unsigned count, size;
     uint16_t *free_ids; /* a stack: the most recently given back on top */
     unsigned free_count;
+    struct buffer_link *links; /* indexed by buffer id */
+    /* Receivers that found the ring empty (ENOBUFS), oldest first: they
+     * wait here instead of retrying at once, which would only fail again. */
+    struct list_node waiting;
 };
 
 /* Allocates count buffers of size bytes (count at most 65536), registers a
@@ -55,5 +69,30 @@ void buffer_ring_give_back(struct buffer_ring *br, uint16_t id);
 /* Tops the ring up from the free stack and publishes the new tail. Returns
  * how many buffers the ring now offers. */
 unsigned buffer_ring_refill(struct buffer_ring *br);
+
+/* The waiting list: a receiver joins it on ENOBUFS and leaves it when a
+ * buffer is back (buffer_ring_next_waiter) or when it closes (list_del). */
+void buffer_ring_wait(struct buffer_ring *br, struct list_node *waiter);
+struct list_node *buffer_ring_next_waiter(struct buffer_ring *br); /* NULL if none */
+
+/* One connection's received buffers, oldest first, each waiting for its
+ * echo. A buffer goes back to the ring once all its bytes are sent. */
+struct buffer_queue {
+    int head, tail;     /* buffer ids, -1 when empty */
+    unsigned count;
+    size_t head_sent;   /* bytes of the oldest buffer already sent */
+};
+
+void buffer_queue_init(struct buffer_queue *q);
+void buffer_queue_add(struct buffer_ring *br, struct buffer_queue *q, uint16_t id, unsigned length);
+
+/* The oldest buffer's bytes not yet sent; the queue must not be empty. */
+const unsigned char *buffer_queue_unsent(const struct buffer_ring *br, const struct buffer_queue *q, size_t *len);
+
+/* n more bytes of the oldest buffer were sent: once all are, it goes back. */
+void buffer_queue_sent(struct buffer_ring *br, struct buffer_queue *q, size_t n);
+
+/* Gives every buffer of the queue back (the connection is closing). */
+void buffer_queue_drop(struct buffer_ring *br, struct buffer_queue *q);
 
 #endif

@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 enum {
+    EPISODE_GAP_MS = 1000, /* an exhaustion episode (one log line) ends after this long without one */
     HELPER_IDLE_SECONDS = 1,
     SWEEP_MS = 1000, /* how often to look for completions whose signal was lost */
 };
@@ -71,7 +72,8 @@ struct aio_server {
     long capacity;
     long clients, max_clients;
     bool accept_paused, out_of_descriptors;
-    long long accept_again_at; /* ms on the monotonic clock, while paused */
+    int64_t accept_again_at; /* ms on the monotonic clock, while paused */
+    int64_t exhausted_ms;    /* when accept last ran out of descriptors */
     bool signal_loss_reported;
     struct buffer_pool pool;
     struct server_stats *stats;
@@ -185,7 +187,8 @@ static void accept_all(struct aio_server *srv)
         char peer[ADDR_STRLEN];
         int fd = accept_connection(srv->listen_fd, false, peer);
         if (fd >= 0) {
-            srv->out_of_descriptors = false;
+            if (srv->out_of_descriptors && monotonic_ms() - srv->exhausted_ms > EPISODE_GAP_MS)
+                srv->out_of_descriptors = false;
             admit(srv, fd, peer);
         } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
             return;
@@ -196,7 +199,8 @@ static void accept_all(struct aio_server *srv)
                 warn_accept_paused(errno);
             srv->out_of_descriptors = true;
             srv->accept_paused = true;
-            srv->accept_again_at = monotonic_ms() + ACCEPT_PAUSE_MS;
+            srv->exhausted_ms = monotonic_ms();
+            srv->accept_again_at = srv->exhausted_ms + ACCEPT_PAUSE_MS;
         } else if (!accept_error_is_transient(errno)) {
             die_errno("accept");
         }
@@ -334,11 +338,11 @@ void posix_aio_server_run(const struct engine_setup *setup)
     signal_on_connection(&srv);
     accept_all(&srv); /* any that came before O_ASYNC was set */
 
-    long long next_sweep = monotonic_ms() + SWEEP_MS;
+    int64_t next_sweep = monotonic_ms() + SWEEP_MS;
     while (!stop_requested()) {
         /* Deadlines, not timeouts: a busy server, whose wait never times
          * out, still sweeps and ends an accept pause on time. */
-        long long now = monotonic_ms();
+        int64_t now = monotonic_ms();
         if (now >= next_sweep) {
             take_lost_completions(&srv);
             next_sweep = now + SWEEP_MS;
@@ -347,8 +351,8 @@ void posix_aio_server_run(const struct engine_setup *setup)
             srv.accept_paused = false;
             accept_all(&srv);
         }
-        long long until = srv.accept_paused && srv.accept_again_at < next_sweep ? srv.accept_again_at : next_sweep;
-        long long wait_ms = until > now ? until - now : 0;
+        int64_t until = srv.accept_paused && srv.accept_again_at < next_sweep ? srv.accept_again_at : next_sweep;
+        int64_t wait_ms = until > now ? until - now : 0;
         const struct timespec timeout = {.tv_sec = (time_t)(wait_ms / 1000), .tv_nsec = (long)(wait_ms % 1000) * 1000000L};
 
         /* The loop's only blocking call: wait for the next signal. */

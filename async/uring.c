@@ -1,11 +1,14 @@
 /* The completion-driven echo server on io_uring (ring.h, buffer_ring.h).
+ * Start with its loop, uring_server_run(), at the end of this file: one
+ * screen that submits, waits, and hands each completion on.
  *
  * Contrast it with multiplexing/: there the loop asks "which sockets are
- * ready?" and then reads and writes itself. Here the loop never reads or
- * writes: it asks the kernel to accept, to receive and to send, and learns
+ * ready?" and then reads and writes itself. Here the loop never calls read
+ * or write: it asks the kernel to accept, to receive and to send, and learns
  * afterwards that it is done, the bytes already in (or out of) our memory.
- * The only phase that blocks is the wait for completions; the kernel both
- * waits for the data and copies it.
+ * The thread blocks only in the wait for completions. Who copies the data,
+ * and on whose CPU time, is in docs/async.md: mostly this very thread,
+ * inside that wait.
  *
  * Every request carries user_data, the socket and the kind of request: that
  * is how a completion finds its connection. The life of a connection:
@@ -26,7 +29,9 @@
 #include "ring.h"
 
 #include "buffer.h"
+#include "clock.h"
 #include "echo.h"
+#include "list.h"
 #include "log.h"
 #include "net.h"
 #include "signals.h"
@@ -57,11 +62,17 @@ enum {
      * echo: the same 64 KiB bound as the other servers' connection buffer
      * (exact with the multishot byte limit, see submit_recv). */
     QUEUE_LIMIT = CONN_BUFFER_SIZE / RING_BUFFER_SIZE,
+    /* Out of descriptors with none of ours to close: retry after
+     * ACCEPT_PAUSE_MS (net.h), then twice as long each time, up to this. */
+    ACCEPT_RETRY_MAX_MS = 6400,
+    /* An exhaustion episode (one log line) ends after this long accepting
+     * without running out. */
+    EPISODE_GAP_MS = 1000
 };
 
 /* --- what a request is: user_data ---------------------------------------- */
 
-enum request_kind { REQ_ACCEPT, REQ_ACCEPT_PAUSE, REQ_RECV, REQ_SEND, REQ_CANCEL };
+enum request_kind { REQ_ACCEPT, REQ_ACCEPT_RETRY, REQ_RECV, REQ_SEND, REQ_CANCEL };
 enum { KIND_BITS = 8 };
 
 static uint64_t request_id(int fd, enum request_kind kind)
@@ -81,35 +92,48 @@ static enum request_kind request_kind(uint64_t id)
 
 /* --- the server's state -------------------------------------------------- */
 
-struct connection {
-    struct echo_conn echo; /* fd, peer, EOF, error; echo.buf only without a buffer ring */
-    unsigned in_flight;    /* requests the kernel holds on this socket, cancels included */
-    bool receiving;        /* a recv is armed */
-    bool recv_multishot;   /* ... and was submitted as multishot */
-    bool recv_limited;     /* ... with a byte limit */
-    bool sending;          /* the one send in flight */
-    bool receive_paused;   /* backpressure: QUEUE_LIMIT buffers await their echo */
-    bool closing;          /* finished: close once in_flight is 0 */
-    bool waiting_for_buffers;
-    struct connection *prev_waiting, *next_waiting;
-    /* Received, not yet echoed: buffer ids, oldest first. */
-    int queue_head, queue_tail;
-    unsigned queued;
-    size_t head_sent; /* bytes of the oldest buffer already sent */
+/* How a recv is submitted, best first. The server starts at the best its
+ * setup allows and steps down when the kernel answers EINVAL. */
+enum recv_mode {
+    RECV_ONESHOT,           /* one request per message */
+    RECV_MULTISHOT,         /* one request, many completions (5.19/6.0) */
+    RECV_MULTISHOT_LIMITED, /* ... ending by itself after a byte limit (6.17) */
 };
 
-/* Per ring buffer while a connection holds it. */
-struct queued_buffer {
-    int next; /* the connection's next buffer id, or -1 */
-    unsigned length;
+/* Where a connection's receiving stands; the transitions are all in
+ * "the receive state" below. */
+enum recv_state {
+    RECV_IDLE,      /* no recv in flight: one is armed when there is room */
+    RECV_ARMED,     /* a recv is in flight */
+    RECV_STOPPING,  /* the echo fell 64 KiB behind: the multishot recv is being cancelled */
+    RECV_FULL,      /* the echo fell behind, no recv in flight: waits for it to catch up */
+    RECV_NO_BUFFER, /* the ring was empty (ENOBUFS): on the ring's waiting list */
+    RECV_OVER,      /* EOF, error or closing: never again */
+};
+
+struct connection {
+    struct echo_conn echo;  /* fd, peer, EOF, error; echo.buf only without a buffer ring */
+    enum recv_state recv;
+    enum recv_mode armed_as; /* the mode of the recv in flight */
+    bool sending;            /* the one send in flight */
+    bool closing;            /* finished: close once in_flight is 0 */
+    unsigned in_flight;      /* requests the kernel holds on this socket, cancels included */
+    struct buffer_queue queue; /* received, not yet echoed (with a buffer ring) */
+    struct list_node waiting;  /* on the ring's waiting list in RECV_NO_BUFFER */
+};
+
+/* Accepting, or why not. */
+enum accept_state {
+    ACCEPTING,
+    PAUSED_UNTIL_CLOSE, /* out of descriptors: until one of our connections closes */
+    PAUSED_UNTIL_TIMER, /* out of descriptors, none of ours to close: until the retry timer */
 };
 
 struct uring_server {
     struct ring ring;
     bool have_buffer_ring;
     struct buffer_ring buffers;
-    struct queued_buffer *queue_links; /* indexed by buffer id */
-    struct buffer_pool pool;           /* without a buffer ring */
+    struct buffer_pool pool; /* without a buffer ring */
     struct server_stats *stats;
 
     int listen_fd;
@@ -117,16 +141,16 @@ struct uring_server {
     long capacity;
     long clients, max_clients;
 
-    bool multishot_accept, multishot_recv; /* false once the kernel refused them */
-    bool recv_limit;                       /* multishot recv takes a byte limit (6.17) */
-    bool accepting;          /* an accept request is armed */
-    bool accept_paused;      /* out of descriptors: wait before accepting again */
-    bool pause_armed;        /* the pause's timeout request is in flight */
-    bool out_of_descriptors; /* this episode is logged already */
-    struct __kernel_timespec accept_pause;
+    bool multishot_accept;     /* false once the kernel refused it */
+    enum recv_mode recv_mode;  /* the best this kernel accepted so far */
+    enum accept_state accept;
+    bool accept_in_flight;     /* an accept request is armed */
+    bool retry_in_flight;      /* the retry timer's request is armed */
+    bool out_of_descriptors;   /* this episode is logged already */
+    int64_t exhausted_ms;      /* when the server last was out of descriptors */
+    unsigned retry_ms;           /* the retry timer's period */
+    struct __kernel_timespec retry_after; /* the timer's request points here */
 
-    /* Connections whose recv ended with ENOBUFS, oldest first. */
-    struct connection *waiting_first, *waiting_last;
     bool cq_overflowing;
     unsigned dropped_reported;
 };
@@ -142,19 +166,21 @@ static void submit_accept(struct uring_server *srv)
     if (srv->multishot_accept)
         sqe->ioprio = IORING_ACCEPT_MULTISHOT;
     sqe->user_data = request_id(srv->listen_fd, REQ_ACCEPT);
-    srv->accepting = true;
+    srv->accept_in_flight = true;
 }
 
 /* A timeout request is the ring's own timer: no timerfd, no extra wait. */
-static void submit_accept_pause(struct uring_server *srv)
+static void submit_accept_retry(struct uring_server *srv)
 {
+    srv->retry_after = (struct __kernel_timespec){.tv_sec = srv->retry_ms / 1000,
+                                                  .tv_nsec = (long)(srv->retry_ms % 1000) * 1000000L};
     struct io_uring_sqe *sqe = ring_get_sqe(&srv->ring);
     sqe->opcode = IORING_OP_TIMEOUT;
     sqe->fd = -1;
-    sqe->addr = (uintptr_t)&srv->accept_pause;
+    sqe->addr = (uintptr_t)&srv->retry_after;
     sqe->len = 1;
-    sqe->user_data = request_id(srv->listen_fd, REQ_ACCEPT_PAUSE);
-    srv->pause_armed = true;
+    sqe->user_data = request_id(srv->listen_fd, REQ_ACCEPT_RETRY);
+    srv->retry_in_flight = true;
 }
 
 static void submit_recv(struct uring_server *srv, struct connection *conn)
@@ -167,23 +193,22 @@ static void submit_recv(struct uring_server *srv, struct connection *conn)
         /* No buffer yet: the kernel takes one from the ring when data comes. */
         sqe->flags = IOSQE_BUFFER_SELECT;
         sqe->buf_group = srv->buffers.group;
-        if (srv->multishot_recv)
+        if (srv->recv_mode >= RECV_MULTISHOT)
             sqe->ioprio = IORING_RECV_MULTISHOT;
-        /* Without a limit, a multishot recv takes all the socket holds
-         * until our cancel lands (up to 95 buffers each for 100 clients
-         * that never read, and the pool ran dry). Since 6.17 it ends by
-         * itself after this many bytes (newer headers name the field
-         * optlen); conn_next_step re-arms it when there is room again. */
-        if (srv->multishot_recv && srv->recv_limit)
-            sqe->file_index = (QUEUE_LIMIT - conn->queued) * RING_BUFFER_SIZE;
+        /* Without a limit a multishot recv takes all its socket holds until
+         * our cancel lands, and clients that never read their echo could
+         * empty the pool. With it (6.17; newer headers name the field
+         * optlen) it ends by itself after the room left. */
+        if (srv->recv_mode == RECV_MULTISHOT_LIMITED)
+            sqe->file_index = (QUEUE_LIMIT - conn->queue.count) * RING_BUFFER_SIZE;
+        conn->armed_as = srv->recv_mode;
     } else {
         struct buffer *buf = conn->echo.buf;
         sqe->addr = (uintptr_t)(buf->data + buf->end);
         sqe->len = (uint32_t)buffer_room(buf);
+        conn->armed_as = RECV_ONESHOT;
     }
-    conn->receiving = true;
-    conn->recv_multishot = srv->have_buffer_ring && srv->multishot_recv;
-    conn->recv_limited = conn->recv_multishot && srv->recv_limit;
+    conn->recv = RECV_ARMED;
     conn->in_flight++;
 }
 
@@ -194,9 +219,7 @@ static void submit_send(struct uring_server *srv, struct connection *conn)
     const unsigned char *data;
     size_t len;
     if (srv->have_buffer_ring) {
-        int id = conn->queue_head;
-        data = buffer_ring_data(&srv->buffers, (uint16_t)id) + conn->head_sent;
-        len = srv->queue_links[id].length - conn->head_sent;
+        data = buffer_queue_unsent(&srv->buffers, &conn->queue, &len);
     } else {
         data = conn->echo.buf->data + conn->echo.buf->start;
         len = buffer_pending(conn->echo.buf);
@@ -212,8 +235,8 @@ static void submit_send(struct uring_server *srv, struct connection *conn)
     conn->in_flight++;
 }
 
-/* Cancels the request named by (fd, kind). The cancel completes too, and
- * counts as in flight, so the socket stays open until it has. */
+/* Cancels the request named by (fd, kind). The cancel completes too, so it
+ * counts as in flight on a connection: the socket stays open until it has. */
 static void submit_cancel(struct uring_server *srv, int fd, enum request_kind kind)
 {
     struct io_uring_sqe *sqe = ring_get_sqe(&srv->ring);
@@ -223,86 +246,117 @@ static void submit_cancel(struct uring_server *srv, int fd, enum request_kind ki
     sqe->user_data = request_id(fd, REQ_CANCEL);
 }
 
-/* --- a connection's queue of received buffers ---------------------------- */
-
-static void queue_buffer(struct uring_server *srv, struct connection *conn, uint16_t id, unsigned length)
+static void cancel_on_connection(struct uring_server *srv, struct connection *conn, enum request_kind kind)
 {
-    srv->queue_links[id] = (struct queued_buffer){.next = -1, .length = length};
-    if (conn->queue_tail >= 0)
-        srv->queue_links[conn->queue_tail].next = id;
-    else
-        conn->queue_head = id;
-    conn->queue_tail = id;
-    conn->queued++;
+    submit_cancel(srv, conn->echo.fd, kind);
+    conn->in_flight++;
 }
 
-/* The oldest buffer's echo is complete: it goes back to the ring. */
-static void release_oldest_buffer(struct uring_server *srv, struct connection *conn)
-{
-    int id = conn->queue_head;
-    conn->queue_head = srv->queue_links[id].next;
-    if (conn->queue_head < 0)
-        conn->queue_tail = -1;
-    conn->queued--;
-    conn->head_sent = 0;
-    buffer_ring_give_back(&srv->buffers, (uint16_t)id);
-}
-
-/* --- connections waiting for ring buffers (ENOBUFS) ----------------------- */
-
-/* The ring ran dry: every buffer holds bytes waiting for their echo. The
- * connection waits here instead of re-arming at once, which would only
- * fail again in a storm of requests; it is re-armed when a buffer is back. */
-static void wait_for_buffers(struct uring_server *srv, struct connection *conn)
-{
-    conn->waiting_for_buffers = true;
-    conn->next_waiting = NULL;
-    conn->prev_waiting = srv->waiting_last;
-    if (srv->waiting_last)
-        srv->waiting_last->next_waiting = conn;
-    else
-        srv->waiting_first = conn;
-    srv->waiting_last = conn;
-}
-
-static void stop_waiting_for_buffers(struct uring_server *srv, struct connection *conn)
-{
-    if (!conn->waiting_for_buffers)
-        return;
-    conn->waiting_for_buffers = false;
-    if (conn->prev_waiting)
-        conn->prev_waiting->next_waiting = conn->next_waiting;
-    else
-        srv->waiting_first = conn->next_waiting;
-    if (conn->next_waiting)
-        conn->next_waiting->prev_waiting = conn->prev_waiting;
-    else
-        srv->waiting_last = conn->prev_waiting;
-}
-
-/* --- a connection's next step -------------------------------------------- */
+/* --- the receive state: every transition is here ------------------------
+ *
+ *   from        on                                      to
+ *   IDLE        room for more                           ARMED (submit a recv)
+ *   IDLE        no room: the echo is behind             FULL
+ *   ARMED       the echo fell QUEUE_LIMIT buffers       STOPPING (cancel the multishot)
+ *               behind
+ *   ARMED       its last completion (no F_MORE)         IDLE, or NO_BUFFER on ENOBUFS
+ *   STOPPING    its last completion                     FULL
+ *   FULL        the echo caught up                      IDLE
+ *   NO_BUFFER   a buffer is back in the ring            IDLE
+ *   any         EOF, error, closing, once no recv       OVER
+ *               is in flight
+ */
 
 static bool has_pending_echo(const struct uring_server *srv, const struct connection *conn)
 {
     if (srv->have_buffer_ring)
-        return conn->queued > 0;
+        return conn->queue.count > 0;
     return conn->echo.buf && buffer_pending(conn->echo.buf) > 0;
 }
 
-static bool wants_to_receive(const struct uring_server *srv, const struct connection *conn)
+/* Into the ring's buffers: up to QUEUE_LIMIT of them. Into its own buffer:
+ * receive, echo all of it, receive again. */
+static bool has_room(const struct uring_server *srv, const struct connection *conn)
 {
-    if (conn->echo.peer_closed || conn->waiting_for_buffers || conn->receive_paused)
-        return false;
     if (srv->have_buffer_ring)
-        return conn->queued < QUEUE_LIMIT;
-    /* Into its own buffer: receive, echo all of it, receive again. */
+        return conn->queue.count < QUEUE_LIMIT;
     return !has_pending_echo(srv, conn);
 }
 
-static bool is_finished(const struct uring_server *srv, const struct connection *conn)
+/* EINVAL from a recv submitted in a mode this kernel lacks: step down once,
+ * say so once. false if there is nothing to step down to. */
+static bool step_down_recv_mode(struct uring_server *srv, enum recv_mode refused)
 {
-    return conn->echo.error != 0 || (conn->echo.peer_closed && !has_pending_echo(srv, conn));
+    if (refused == RECV_ONESHOT)
+        return false;
+    if (refused != srv->recv_mode)
+        return true; /* an earlier completion stepped down already */
+    if (refused == RECV_MULTISHOT_LIMITED)
+        log_event("this kernel has no byte limit for multishot recv: a connection that stops reading may "
+                  "hold more than %d KiB until its cancel lands",
+                  CONN_BUFFER_SIZE / 1024);
+    else
+        log_event("this kernel refuses multishot recv: one recv per message from now on");
+    srv->recv_mode = refused - 1;
+    return true;
 }
+
+/* A recv completion. Its data is taken care of by on_recv. */
+static void recv_completed(struct uring_server *srv, struct connection *conn, const struct io_uring_cqe *cqe)
+{
+    if (!(cqe->flags & IORING_CQE_F_MORE)) { /* the kernel holds this recv no more */
+        conn->in_flight--;
+        conn->recv = conn->recv == RECV_STOPPING ? RECV_FULL : RECV_IDLE;
+    }
+    int err = cqe->res < 0 ? -cqe->res : 0;
+    if (err == ENOBUFS && conn->recv == RECV_IDLE && !conn->closing) {
+        conn->recv = RECV_NO_BUFFER;
+        buffer_ring_wait(&srv->buffers, &conn->waiting);
+    } else if (err == EINVAL && step_down_recv_mode(srv, conn->armed_as)) {
+        /* re-armed below in the mode this kernel takes */
+    } else if (err != 0 && err != ECANCELED && err != ENOBUFS) {
+        conn->echo.error = err;
+    } else if (cqe->res == 0) {
+        conn->echo.peer_closed = true;
+    }
+}
+
+/* After any completion on the connection: the transitions that follow
+ * from its queue and its end, and the recv they call for. */
+static void keep_receiving(struct uring_server *srv, struct connection *conn)
+{
+    bool in_flight = conn->recv == RECV_ARMED || conn->recv == RECV_STOPPING;
+    if (conn->closing || conn->echo.peer_closed || conn->echo.error) {
+        if (conn->recv == RECV_NO_BUFFER)
+            list_del(&conn->waiting);
+        if (!in_flight)
+            conn->recv = RECV_OVER;
+        return;
+    }
+    if (conn->recv == RECV_ARMED && !has_room(srv, conn) && conn->armed_as >= RECV_MULTISHOT) {
+        cancel_on_connection(srv, conn, REQ_RECV);
+        conn->recv = RECV_STOPPING;
+    }
+    if (conn->recv == RECV_FULL && !has_pending_echo(srv, conn))
+        conn->recv = RECV_IDLE; /* resumes once the echo caught up, not at every buffer sent */
+    if (conn->recv == RECV_IDLE && !has_room(srv, conn))
+        conn->recv = RECV_FULL;
+    if (conn->recv != RECV_IDLE)
+        return;
+    if (!srv->have_buffer_ring && !conn->echo.buf) {
+        /* The kernel needs the address now, so this connection holds its
+         * buffer while it waits: the price of having no buffer ring. */
+        conn->echo.buf = buffer_get(&srv->pool);
+        if (!conn->echo.buf) {
+            conn->echo.error = ENOMEM;
+            conn->recv = RECV_OVER;
+            return;
+        }
+    }
+    submit_recv(srv, conn);
+}
+
+/* --- a connection's next step -------------------------------------------- */
 
 /* The kernel may still write into our buffers or use the descriptor while
  * it holds a request: cancel them, and close only when all have completed
@@ -310,33 +364,34 @@ static bool is_finished(const struct uring_server *srv, const struct connection 
 static void begin_close(struct uring_server *srv, struct connection *conn)
 {
     conn->closing = true;
-    stop_waiting_for_buffers(srv, conn);
-    if (conn->receiving) {
-        submit_cancel(srv, conn->echo.fd, REQ_RECV);
-        conn->in_flight++;
-    }
-    if (conn->sending) {
-        submit_cancel(srv, conn->echo.fd, REQ_SEND);
-        conn->in_flight++;
-    }
+    if (conn->recv == RECV_ARMED)
+        cancel_on_connection(srv, conn, REQ_RECV);
+    if (conn->sending)
+        cancel_on_connection(srv, conn, REQ_SEND);
+    keep_receiving(srv, conn);
 }
+
+static void resume_accepting(struct uring_server *srv);
 
 static void finish_close(struct uring_server *srv, struct connection *conn)
 {
     int fd = conn->echo.fd;
-    while (conn->queued > 0)
-        release_oldest_buffer(srv, conn);
+    if (srv->have_buffer_ring)
+        buffer_queue_drop(&srv->buffers, &conn->queue);
     echo_close(&conn->echo, &srv->pool);
     srv->by_fd[fd] = NULL;
     srv->clients--;
     free(conn);
+    if (srv->accept == PAUSED_UNTIL_CLOSE)
+        resume_accepting(srv); /* a descriptor is free again */
 }
 
 /* Called after every completion on the connection: submits what it needs
  * next. Nothing here waits; it only queues requests for the next submit. */
 static void conn_next_step(struct uring_server *srv, struct connection *conn)
 {
-    if (!conn->closing && is_finished(srv, conn))
+    bool finished = conn->echo.error != 0 || (conn->echo.peer_closed && !has_pending_echo(srv, conn));
+    if (!conn->closing && finished)
         begin_close(srv, conn);
     if (conn->closing) {
         if (conn->in_flight == 0)
@@ -345,63 +400,20 @@ static void conn_next_step(struct uring_server *srv, struct connection *conn)
     }
     if (!conn->sending && has_pending_echo(srv, conn))
         submit_send(srv, conn);
-    if (conn->receiving || !wants_to_receive(srv, conn))
-        return;
-    if (!srv->have_buffer_ring && !conn->echo.buf) {
-        /* The kernel needs the address now, so this connection holds its
-         * buffer while it waits: the price of having no buffer ring. */
-        conn->echo.buf = buffer_get(&srv->pool);
-        if (!conn->echo.buf) {
-            conn->echo.error = ENOMEM;
-            conn_next_step(srv, conn);
-            return;
-        }
-    }
-    submit_recv(srv, conn);
+    keep_receiving(srv, conn);
+    if (conn->echo.error) /* no buffer for the recv */
+        conn_next_step(srv, conn);
 }
 
 /* --- completions on a connection ----------------------------------------- */
 
-static void pause_receiving(struct uring_server *srv, struct connection *conn)
-{
-    conn->receive_paused = true;
-    if (conn->receiving && conn->recv_multishot) {
-        submit_cancel(srv, conn->echo.fd, REQ_RECV);
-        conn->in_flight++;
-    }
-}
-
-static void on_recv_error(struct uring_server *srv, struct connection *conn, int err)
-{
-    if (err == ENOBUFS) {
-        if (!conn->closing)
-            wait_for_buffers(srv, conn);
-    } else if (err == EINVAL && conn->recv_limited && srv->recv_limit) {
-        srv->recv_limit = false;
-        log_event("this kernel has no byte limit for multishot recv: a connection that stops reading may "
-                  "hold more than %d KiB until its cancel lands",
-                  CONN_BUFFER_SIZE / 1024);
-    } else if (err == EINVAL && conn->recv_multishot && srv->multishot_recv) {
-        srv->multishot_recv = false;
-        log_event("this kernel refuses multishot recv: one recv per message from now on");
-    } else if (err != ECANCELED) {
-        conn->echo.error = err;
-    }
-}
-
 static void on_recv(struct uring_server *srv, struct connection *conn, const struct io_uring_cqe *cqe)
 {
-    /* Without IORING_CQE_F_MORE the request is over (EOF, error, cancel,
-     * or the kernel stopped it): conn_next_step re-arms it if needed. */
-    if (!(cqe->flags & IORING_CQE_F_MORE)) {
-        conn->receiving = false;
-        conn->in_flight--;
-    }
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         uint16_t id = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
         buffer_ring_taken(&srv->buffers, id);
         if (cqe->res > 0)
-            queue_buffer(srv, conn, id, (unsigned)cqe->res);
+            buffer_queue_add(&srv->buffers, &conn->queue, id, (unsigned)cqe->res);
         else
             buffer_ring_give_back(&srv->buffers, id);
     }
@@ -409,13 +421,8 @@ static void on_recv(struct uring_server *srv, struct connection *conn, const str
         if (!srv->have_buffer_ring)
             conn->echo.buf->end += (size_t)cqe->res;
         stats_message_received(srv->stats, conn->echo.fd, (size_t)cqe->res);
-        if (srv->have_buffer_ring && conn->queued >= QUEUE_LIMIT && !conn->receive_paused)
-            pause_receiving(srv, conn);
-    } else if (cqe->res == 0) {
-        conn->echo.peer_closed = true;
-    } else {
-        on_recv_error(srv, conn, -cqe->res);
     }
+    recv_completed(srv, conn, cqe);
 }
 
 static void on_send(struct uring_server *srv, struct connection *conn, const struct io_uring_cqe *cqe)
@@ -430,16 +437,10 @@ static void on_send(struct uring_server *srv, struct connection *conn, const str
     /* A short send leaves the rest in place: conn_next_step sends it. */
     size_t sent = (size_t)cqe->res;
     stats_bytes_echoed(srv->stats, sent);
-    if (!srv->have_buffer_ring) {
+    if (srv->have_buffer_ring)
+        buffer_queue_sent(&srv->buffers, &conn->queue, sent);
+    else
         buffer_consume(conn->echo.buf, sent);
-        return;
-    }
-    conn->head_sent += sent;
-    if (conn->head_sent == srv->queue_links[conn->queue_head].length)
-        release_oldest_buffer(srv, conn);
-    /* Resume only once the echo has caught up, not at every buffer freed. */
-    if (conn->receive_paused && conn->queued == 0)
-        conn->receive_paused = false;
 }
 
 /* --- the listener -------------------------------------------------------- */
@@ -466,7 +467,8 @@ static void admit(struct uring_server *srv, int fd)
         return;
     }
     echo_init(&conn->echo, fd, peer);
-    conn->queue_head = conn->queue_tail = -1;
+    buffer_queue_init(&conn->queue);
+    list_init(&conn->waiting);
     (void)set_nodelay(fd); /* a peer that already left may refuse; its recv will say so */
     srv->by_fd[fd] = conn;
     srv->clients++;
@@ -474,36 +476,58 @@ static void admit(struct uring_server *srv, int fd)
     conn_next_step(srv, conn);
 }
 
-/* Whatever happened, keep exactly one accept request armed, or the pause's
- * timer while descriptors are exhausted. */
+/* Keeps exactly one accept request armed while accepting, or the retry
+ * timer while paused for it; nothing at all while paused until a close,
+ * so a server out of descriptors submits nothing and wakes no one (not
+ * even the SQPOLL thread, which would otherwise poll through its idle
+ * time after every retry). */
 static void keep_accepting(struct uring_server *srv)
 {
-    if (srv->accepting || srv->pause_armed || stop_requested())
+    if (srv->accept_in_flight || srv->retry_in_flight || stop_requested())
         return;
-    if (srv->accept_paused)
-        submit_accept_pause(srv);
-    else
+    if (srv->accept == ACCEPTING)
         submit_accept(srv);
+    else if (srv->accept == PAUSED_UNTIL_TIMER)
+        submit_accept_retry(srv);
 }
 
-/* Out of descriptors, accepting again at once would fail again at once:
- * wait ACCEPT_PAUSE_MS (one log line per episode), then try again. */
+static void resume_accepting(struct uring_server *srv)
+{
+    srv->accept = ACCEPTING;
+    srv->exhausted_ms = monotonic_ms();
+    keep_accepting(srv);
+}
+
+/* Out of descriptors, accepting again at once would fail again at once.
+ * Only our own close frees one of our descriptors (EMFILE): wait for it.
+ * With none of ours to close, or the whole system short (ENFILE, memory),
+ * retry on a timer that backs off. One log line per episode. */
 static void pause_accepting(struct uring_server *srv, int err)
 {
-    if (!srv->out_of_descriptors)
-        warn_accept_paused(err);
+    if (!srv->out_of_descriptors) {
+        if (err == EMFILE && srv->clients > 0)
+            warn("accept: %s: pausing new connections until a connection closes", strerror(err));
+        else
+            warn("accept: %s: pausing new connections, retrying after %d ms and less often after that",
+                 strerror(err), ACCEPT_PAUSE_MS);
+        srv->retry_ms = ACCEPT_PAUSE_MS;
+    } else if (srv->retry_ms < ACCEPT_RETRY_MAX_MS) {
+        srv->retry_ms *= 2;
+    }
     srv->out_of_descriptors = true;
-    if (srv->accepting && !srv->accept_paused) /* a multishot accept still armed */
+    srv->exhausted_ms = monotonic_ms();
+    if (srv->accept_in_flight) /* a multishot accept still armed */
         submit_cancel(srv, srv->listen_fd, REQ_ACCEPT);
-    srv->accept_paused = true;
+    srv->accept = err == EMFILE && srv->clients > 0 ? PAUSED_UNTIL_CLOSE : PAUSED_UNTIL_TIMER;
 }
 
 static void on_accept(struct uring_server *srv, const struct io_uring_cqe *cqe)
 {
     if (!(cqe->flags & IORING_CQE_F_MORE))
-        srv->accepting = false;
+        srv->accept_in_flight = false;
     if (cqe->res >= 0) {
-        srv->out_of_descriptors = false;
+        if (srv->out_of_descriptors && monotonic_ms() - srv->exhausted_ms > EPISODE_GAP_MS)
+            srv->out_of_descriptors = false;
         admit(srv, cqe->res);
         return;
     }
@@ -518,25 +542,27 @@ static void on_accept(struct uring_server *srv, const struct io_uring_cqe *cqe)
     }
 }
 
-static void on_accept_pause_over(struct uring_server *srv)
+static void on_listener_completion(struct uring_server *srv, const struct io_uring_cqe *cqe)
 {
-    srv->pause_armed = false;
-    srv->accept_paused = false;
+    enum request_kind kind = request_kind(cqe->user_data);
+    if (kind == REQ_ACCEPT) {
+        on_accept(srv, cqe);
+    } else if (kind == REQ_ACCEPT_RETRY) {
+        srv->retry_in_flight = false;
+        if (srv->accept == PAUSED_UNTIL_TIMER)
+            resume_accepting(srv);
+    }
+    /* (the completion of a cancelled accept needs nothing more) */
+    keep_accepting(srv);
 }
 
 /* --- the loop ------------------------------------------------------------ */
 
 static void handle_completion(struct uring_server *srv, const struct io_uring_cqe *cqe)
 {
-    enum request_kind kind = request_kind(cqe->user_data);
     int fd = request_fd(cqe->user_data);
     if (fd == srv->listen_fd) {
-        if (kind == REQ_ACCEPT)
-            on_accept(srv, cqe);
-        else if (kind == REQ_ACCEPT_PAUSE)
-            on_accept_pause_over(srv);
-        /* (the completion of a cancelled accept needs nothing more) */
-        keep_accepting(srv);
+        on_listener_completion(srv, cqe);
         return;
     }
     struct connection *conn = fd >= 0 && fd < srv->capacity ? srv->by_fd[fd] : NULL;
@@ -544,6 +570,7 @@ static void handle_completion(struct uring_server *srv, const struct io_uring_cq
         warn("completion for fd %d, which has no connection", fd);
         return;
     }
+    enum request_kind kind = request_kind(cqe->user_data);
     if (kind == REQ_RECV)
         on_recv(srv, conn, cqe);
     else if (kind == REQ_SEND)
@@ -558,9 +585,10 @@ static void handle_completion(struct uring_server *srv, const struct io_uring_cq
 static void return_buffers_and_resume(struct uring_server *srv)
 {
     unsigned available = buffer_ring_refill(&srv->buffers);
-    while (srv->waiting_first && available > 0) {
-        struct connection *conn = srv->waiting_first;
-        stop_waiting_for_buffers(srv, conn);
+    struct list_node *waiter;
+    while (available > 0 && (waiter = buffer_ring_next_waiter(&srv->buffers))) {
+        struct connection *conn = container_of(waiter, struct connection, waiting);
+        conn->recv = RECV_IDLE;
         conn_next_step(srv, conn);
         available--;
     }
@@ -596,6 +624,7 @@ void uring_server_run(struct uring_server *srv, const sigset_t *wait_mask)
             die("io_uring_enter: %s", strerror(-rc));
         watch_completion_queue(srv);
 
+        /* Each completion submits what its connection needs next. */
         struct io_uring_cqe cqe;
         for (unsigned n = 0; n < srv->ring.cq_entries && ring_next_completion(&srv->ring, &cqe); n++)
             handle_completion(srv, &cqe);
@@ -603,7 +632,6 @@ void uring_server_run(struct uring_server *srv, const sigset_t *wait_mask)
             return_buffers_and_resume(srv);
     }
 }
-
 /* --- setting up and tearing down ----------------------------------------- */
 
 struct uring_server *uring_server_create(const struct engine_setup *setup, const struct uring_options *options)
@@ -640,9 +668,9 @@ struct uring_server *uring_server_create(const struct engine_setup *setup, const
     if (!srv->by_fd)
         die("out of memory for %ld connections", srv->capacity);
     buffer_pool_init(&srv->pool, POOLED_BUFFERS);
-    srv->accept_pause = (struct __kernel_timespec){.tv_nsec = ACCEPT_PAUSE_MS * 1000000L};
 
-    srv->multishot_accept = srv->multishot_recv = srv->recv_limit = !options->oneshot;
+    srv->multishot_accept = !options->oneshot;
+    srv->recv_mode = RECV_ONESHOT;
     if (!options->oneshot) {
         /* Enough for every connection to hold its 64 KiB and a partly
          * filled buffer more, up to a cap. */
@@ -651,9 +679,7 @@ struct uring_server *uring_server_create(const struct engine_setup *setup, const
         rc = buffer_ring_create(&srv->buffers, &srv->ring, BUFFER_GROUP, RING_WINDOW, count, RING_BUFFER_SIZE);
         if (rc == 0) {
             srv->have_buffer_ring = true;
-            srv->queue_links = calloc(count, sizeof *srv->queue_links);
-            if (!srv->queue_links)
-                die("out of memory");
+            srv->recv_mode = RECV_MULTISHOT_LIMITED;
         } else if (rc != -EINVAL) {
             warn("buffer ring: %s: each connection receives into its own buffer", strerror(-rc));
         }
@@ -666,7 +692,7 @@ void uring_server_describe(const struct uring_server *srv, char *out, size_t len
     char receive[96];
     if (srv->have_buffer_ring)
         snprintf(receive, sizeof receive, "%s recv into %d-byte buffers from a ring (%d at a time, %u in all)",
-                 srv->multishot_recv ? "multishot" : "one-shot", RING_BUFFER_SIZE, RING_WINDOW, srv->buffers.count);
+                 srv->recv_mode >= RECV_MULTISHOT ? "multishot" : "one-shot", RING_BUFFER_SIZE, RING_WINDOW, srv->buffers.count);
     else
         snprintf(receive, sizeof receive, "one-shot recv into each connection's %d-byte buffer", CONN_BUFFER_SIZE);
     snprintf(out, len, "%s accept, %s, %s%s", srv->multishot_accept ? "multishot" : "one-shot", receive,
@@ -688,7 +714,6 @@ void uring_server_destroy(struct uring_server *srv)
         }
     }
     buffer_pool_destroy(&srv->pool);
-    free(srv->queue_links);
     free(srv->by_fd);
     free(srv);
 }

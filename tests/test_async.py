@@ -148,6 +148,61 @@ def test_sqpoll_serves_or_says_why_not():
         assert status == 0, log[-500:]
 
 
+# -- out of descriptors -------------------------------------------------------
+
+EXHAUSTION_MODES = (("--engine", "uring"), ("--engine", "uring", "--sqpoll"), ("--engine", "uring", "--oneshot"),
+                    ("--engine", "uring", "--task-run", "cooperative"),
+                    ("--engine", "uring", "--task-run", "interrupting"), ("--engine", "posix-aio"))
+
+
+def cpu_share(srv, seconds):
+    """The server's CPU time (all its threads, the SQPOLL thread included:
+    /proc/PID/stat) over a window of the given length, as a share of one CPU."""
+    cpu, start = srv.cpu_seconds(), time.monotonic()
+    time.sleep(seconds)  # a measurement window, not a synchronisation
+    return (srv.cpu_seconds() - cpu) / (time.monotonic() - start)
+
+
+def test_out_of_descriptors_every_mode_uses_next_to_no_cpu():
+    """Under a descriptor limit with more clients than it can hold, a server
+    in every engine and mode goes quiet until a descriptor frees up, then
+    serves the clients that waited. With --sqpoll the kernel's polling
+    thread spins for its idle time (1 s) after each submission: a server
+    that retried accept every 100 ms kept it spinning for ever."""
+    nofile = 48
+    for mode in EXHAUSTION_MODES:
+        if "uring" in mode and harness.io_uring_unavailable():
+            continue
+        with start_or_skip("-q", *mode, nofile=nofile) as srv:
+            clients = []
+            try:
+                for _ in range(nofile + 8):
+                    clients.append(srv.connect())
+                wait_until(lambda: srv.fd_count() >= nofile - 4, 10, "%s to run out of descriptors" % (mode,))
+                srv.wait_for_log("pausing new connections")
+                # Bounded wait for the first quiet half second: the polling
+                # thread's idle time runs out within about a second.
+                shares = []
+                deadline = time.monotonic() + slow(5)
+                while not shares or (shares[-1] >= 0.1 and time.monotonic() < deadline):
+                    shares.append(cpu_share(srv, 0.5))
+                assert shares[-1] < 0.1, "%s: busy while out of descriptors: %s of a CPU in each 0.5 s" % (
+                    " ".join(mode), ", ".join("%.2f" % x for x in shares))
+                share = cpu_share(srv, 1.0)
+                assert share < 0.1, "%s: %.2f of a CPU over 1 s while out of descriptors" % (" ".join(mode), share)
+                for sock in clients[:len(clients) // 2]:
+                    sock.close()
+                for i, sock in enumerate(clients[len(clients) // 2:]):
+                    echo_roundtrip(sock, b"waited %d" % i, timeout=10)
+            finally:
+                for sock in clients:
+                    sock.close()
+            status, log = srv.stop()
+            assert status == 0, "%s: %s" % (" ".join(mode), log[-500:])
+            assert log.count("pausing new connections") == 1, "%s: one log line per episode: %s" % (
+                " ".join(mode), log[-500:])
+
+
 # -- io_uring under a burst ---------------------------------------------------
 
 def burst(srv, n, size):
@@ -463,5 +518,6 @@ for _name, _limit in (("test_burst_of_3000_clients_all_echoed", 120),
                       ("test_completion_queue_overflow_loses_nothing", 120),
                       ("test_oneshot_engine_echoes_like_the_others", 90),
                       ("test_posix_aio_serves_a_new_client_past_500_idle_ones", 120),
-                      ("test_auto_falls_back_to_posix_aio_with_the_reason", 60)):
+                      ("test_auto_falls_back_to_posix_aio_with_the_reason", 60),
+                      ("test_out_of_descriptors_every_mode_uses_next_to_no_cpu", 120)):
     globals()[_name].time_limit = _limit
