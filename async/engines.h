@@ -1,7 +1,8 @@
 /* The async server's two engines, one file each; server.c picks one.
  *
- *   uring.c      io_uring: the kernel itself accepts, receives and sends,
- *                and reports each as a completion.
+ *   uring.c      io_uring: the kernel accepts, receives and sends for us
+ *                (mostly on our own thread, inside io_uring_enter), and
+ *                reports each as a completion.
  *   posix_aio.c  POSIX AIO: aio_read / aio_write, each completion announced
  *                by a real-time signal that the loop takes with sigtimedwait.
  *

@@ -14,8 +14,11 @@
  *
  * io_uring_setup(2) creates the rings, mmap(2) maps them, io_uring_enter(2)
  * tells the kernel how many entries were added and, if asked, waits for
- * completions. That wait is the only phase in which the server blocks; the
- * data is received and copied by the kernel before the completion says so. */
+ * completions. That wait is the only call in which the server blocks. The
+ * data is in our memory before its completion is posted, but the copy is
+ * mostly done on this thread's own time: inline at submit when the data is
+ * already there, otherwise as task work that runs when we enter the kernel
+ * (docs/async.md says when, and what a trace cannot show). */
 #ifndef IOMODELS_RING_H
 #define IOMODELS_RING_H
 

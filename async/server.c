@@ -1,9 +1,11 @@
-/* bin/server-async: the async model. The process never blocks for the
- * data, neither while the kernel waits for it nor while it is copied: it
- * asks for a transfer, and is told afterwards that it is done.
+/* bin/server-async: the async model. The process asks for a transfer and
+ * is told afterwards that it is done; it never calls read or write, and no
+ * request it makes waits for the data.
  *
  *   --engine uring      io_uring (uring.c on ring.c): the kernel accepts,
- *                       receives and sends; strace shows no read at all.
+ *                       receives and sends; strace shows no read at all
+ *                       (the copies run inside io_uring_enter, which
+ *                       strace cannot see into: docs/async.md).
  *   --engine posix-aio  POSIX AIO (posix_aio.c): the interface the textbooks
  *                       name, which glibc runs on threads that block in read.
  *   --engine auto       io_uring where the kernel allows it, otherwise

@@ -1,4 +1,4 @@
-"""What is particular to the async server (issue 3): which engine it picks
+"""What is particular to the async server: which engine it picks
 and why, io_uring's completion queue under a burst, --sqpoll, the one-shot
 fallback, POSIX AIO's thread pool, and what strace shows of each engine.
 
@@ -167,8 +167,8 @@ def test_out_of_descriptors_every_mode_uses_next_to_no_cpu():
     """Under a descriptor limit with more clients than it can hold, a server
     in every engine and mode goes quiet until a descriptor frees up, then
     serves the clients that waited. With --sqpoll the kernel's polling
-    thread spins for its idle time (1 s) after each submission: a server
-    that retried accept every 100 ms kept it spinning for ever."""
+    thread spins for its idle time (1 s) after each submission, so a server
+    that retried accept more often than that would keep it spinning."""
     nofile = 48
     for mode in EXHAUSTION_MODES:
         if "uring" in mode and harness.io_uring_unavailable():
@@ -311,10 +311,10 @@ def test_completion_queue_overflow_loses_nothing():
 
 def test_clients_that_never_read_cannot_starve_a_new_one():
     """100 clients send without reading until the server stops taking their
-    bytes. Each may hold 64 KiB of ring buffers; a multishot recv without a
-    byte limit took whatever its socket held before the cancel landed (up to
-    95 buffers each), emptied the shared pool (--max-clients x 17 buffers),
-    and a new client waited for ever on ENOBUFS."""
+    bytes. Each may hold 64 KiB of ring buffers, and the shared pool has
+    --max-clients x 17: a connection that took more than its share (a
+    multishot recv runs until its cancel lands) could empty the pool, and a
+    new client would wait on ENOBUFS for ever."""
     needs_uring()
     n = 100
     with harness.Server(PROGRAM, "-q", "--engine", "uring", "--max-clients", n + 1) as srv:
