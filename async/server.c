@@ -76,13 +76,8 @@ static void parse_options(int argc, char **argv, struct server_options *common, 
         conflict = "--sqpoll, --oneshot and --task-run apply to the uring engine only";
     else if (c->sqpoll && c->task_run != TASK_RUN_BEST)
         conflict = "--task-run does not apply with --sqpoll (the polling thread runs the task work)";
-    if (conflict) {
-        /* The usage shows the defaults, not what was parsed. */
-        struct server_options defaults = server_options_defaults(DEFAULT_PORT);
-        struct choices default_choices = {.engine = ENGINE_AUTO, .task_run = TASK_RUN_BEST};
-        describe_options(model, &default_choices);
-        server_usage_error(SUMMARY, &defaults, model, MODEL_OPTIONS, "%s", conflict);
-    }
+    if (conflict)
+        server_usage_error(SUMMARY, model, MODEL_OPTIONS, "%s", conflict);
 }
 
 /* 0 allows everyone, 1 only members of kernel.io_uring_group, 2 no one. */

@@ -15,6 +15,37 @@ enum common_option_id {
     ID_VERSION,
 };
 
+/* A model option's value, whichever its kind. */
+union option_value {
+    bool flag;
+    int choice;
+    long number;
+    const char *string;
+};
+
+/* What the usage calls the defaults: the values before parsing, saved by
+ * parse_server_options. Parsing writes through the same pointers, so
+ * reading them afterwards would show an earlier option's value instead. */
+static struct {
+    struct server_options common;
+    union option_value model[MAX_MODEL_OPTIONS];
+} usage_defaults;
+
+static union option_value read_value(const struct model_option *o)
+{
+    switch (o->kind) {
+    case OPTION_FLAG:
+        return (union option_value){.flag = *(bool *)o->value};
+    case OPTION_CHOICE:
+        return (union option_value){.choice = *(int *)o->value};
+    case OPTION_NUMBER:
+        return (union option_value){.number = *(long *)o->value};
+    case OPTION_STRING:
+        return (union option_value){.string = *(const char **)o->value};
+    }
+    return (union option_value){0};
+}
+
 struct server_options server_options_defaults(int default_port)
 {
     return (struct server_options){
@@ -61,7 +92,7 @@ static void print_choices(FILE *out, const char *const *choices)
         fprintf(out, "%s%s", i ? "|" : "", choices[i]);
 }
 
-static void print_model_option(FILE *out, const struct model_option *o)
+static void print_model_option(FILE *out, const struct model_option *o, union option_value def)
 {
     char left[64];
     if (o->short_name)
@@ -77,22 +108,22 @@ static void print_model_option(FILE *out, const struct model_option *o)
     }
     fprintf(out, "\n        %s", o->help);
     if (o->kind == OPTION_CHOICE)
-        fprintf(out, " (default %s)", o->choices[*(int *)o->value]);
+        fprintf(out, " (default %s)", o->choices[def.choice]);
     else if (o->kind == OPTION_NUMBER)
-        fprintf(out, " (default %ld)", *(long *)o->value);
-    else if (o->kind == OPTION_STRING && *(const char **)o->value)
-        fprintf(out, " (default %s)", *(const char **)o->value);
+        fprintf(out, " (default %ld)", def.number);
+    else if (o->kind == OPTION_STRING && def.string)
+        fprintf(out, " (default %s)", def.string);
     fputc('\n', out);
 }
 
-static void print_usage(FILE *out, const char *summary, const struct server_options *defaults,
-                        const struct model_option *model, size_t model_count)
+static void print_usage(FILE *out, const char *summary, const struct model_option *model, size_t model_count)
 {
+    const struct server_options *defaults = &usage_defaults.common;
     fprintf(out, "usage: %s [options]\n%s\n\n", program_name(), summary);
     if (model_count > 0) {
         fprintf(out, "model options:\n");
         for (size_t i = 0; i < model_count; i++)
-            print_model_option(out, &model[i]);
+            print_model_option(out, &model[i], usage_defaults.model[i]);
         fputc('\n', out);
     }
     fprintf(out,
@@ -108,19 +139,8 @@ static void print_usage(FILE *out, const char *summary, const struct server_opti
             defaults->host, defaults->port, defaults->max_clients);
 }
 
-static _Noreturn void usage_error(const char *summary, const struct server_options *defaults,
-                                  const struct model_option *model, size_t model_count, const char *fmt,
-                                  const char *a, const char *b)
-{
-    fprintf(stderr, "%s: ", program_name());
-    fprintf(stderr, fmt, a, b);
-    fputs("\n\n", stderr);
-    print_usage(stderr, summary, defaults, model, model_count);
-    exit(2);
-}
-
-void server_usage_error(const char *summary, const struct server_options *defaults,
-                        const struct model_option *model, size_t model_count, const char *fmt, ...)
+void server_usage_error(const char *summary, const struct model_option *model, size_t model_count,
+                        const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -128,7 +148,7 @@ void server_usage_error(const char *summary, const struct server_options *defaul
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputs("\n\n", stderr);
-    print_usage(stderr, summary, defaults, model, model_count);
+    print_usage(stderr, summary, model, model_count);
     exit(2);
 }
 
@@ -186,7 +206,9 @@ void parse_server_options(int argc, char **argv, const char *summary, struct ser
     if (model_count > MAX_MODEL_OPTIONS)
         die("too many model options (%zu)", model_count);
 
-    const struct server_options defaults = *common;
+    usage_defaults.common = *common;
+    for (size_t i = 0; i < model_count; i++)
+        usage_defaults.model[i] = read_value(&model[i]);
     struct option longopts[MAX_MODEL_OPTIONS + 9];
     char shortopts[2 * MAX_MODEL_OPTIONS + 16] = "+H:p:qvh";
     size_t n = 0, s = strlen(shortopts);
@@ -223,8 +245,8 @@ void parse_server_options(int argc, char **argv, const char *summary, struct ser
             continue;
         case 'p':
             if (!parse_long(optarg, 0, 65535, &number))
-                usage_error(summary, &defaults, model, model_count,
-                            "--port: '%s' is not a port number (0 to 65535)%s", optarg, "");
+                server_usage_error(summary, model, model_count,
+                            "--port: '%s' is not a port number (0 to 65535)", optarg);
             common->port = (int)number;
             continue;
         case 'q':
@@ -234,20 +256,20 @@ void parse_server_options(int argc, char **argv, const char *summary, struct ser
             common->log_level = LOG_VERBOSE;
             continue;
         case 'h':
-            print_usage(stdout, summary, &defaults, model, model_count);
+            print_usage(stdout, summary, model, model_count);
             exit(0);
         case ID_VERSION:
             printf("%s (iomodels) %s\n", program_name(), IOMODELS_VERSION);
             exit(0);
         case ID_MAX_CLIENTS:
             if (!parse_long(optarg, 1, 1000000, &common->max_clients))
-                usage_error(summary, &defaults, model, model_count,
-                            "--max-clients: '%s' is not a whole number from 1 to 1000000%s", optarg, "");
+                server_usage_error(summary, model, model_count,
+                            "--max-clients: '%s' is not a whole number from 1 to 1000000", optarg);
             continue;
         case '?':
             if (is_known_option(optopt, longopts))
-                usage_error(summary, &defaults, model, model_count, "option '%s' needs a value%s", bad, "");
-            usage_error(summary, &defaults, model, model_count, "unknown option '%s'%s", bad, "");
+                server_usage_error(summary, model, model_count, "option '%s' needs a value", bad);
+            server_usage_error(summary, model, model_count, "unknown option '%s'", bad);
         default:
             break;
         }
@@ -261,12 +283,12 @@ void parse_server_options(int argc, char **argv, const char *summary, struct ser
                 describe_expected(o, expected, sizeof expected);
                 char what[300];
                 snprintf(what, sizeof what, "'%s' is not %s", optarg ? optarg : "", expected);
-                usage_error(summary, &defaults, model, model_count, "--%s: %s", o->name, what);
+                server_usage_error(summary, model, model_count, "--%s: %s", o->name, what);
             }
             break;
         }
     }
     if (optind < argc)
-        usage_error(summary, &defaults, model, model_count, "unexpected argument '%s'%s", argv[optind], "");
+        server_usage_error(summary, model, model_count, "unexpected argument '%s'", argv[optind]);
     log_init(argv[0], common->log_level);
 }

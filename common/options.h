@@ -53,11 +53,10 @@ void parse_server_options(int argc, char **argv, const char *summary, struct ser
 
 /* For a check that spans options, made after parse_server_options (the
  * multiplexing server's --trigger edge needs --api epoll): the same one-line
- * error, usage on stderr and exit 2. defaults and model describe what the
- * usage shows, so pass the defaults, not the parsed values. */
-noreturn void server_usage_error(const char *summary, const struct server_options *defaults,
-                                 const struct model_option *model, size_t model_count, const char *fmt, ...)
-    PRINTF_LIKE(5, 6);
+ * error, usage on stderr and exit 2. Pass the table given to
+ * parse_server_options; the usage shows the defaults it saw before parsing. */
+noreturn void server_usage_error(const char *summary, const struct model_option *model, size_t model_count,
+                                 const char *fmt, ...) PRINTF_LIKE(4, 5);
 
 /* The value checks, for programs with a command line of their own. */
 bool parse_long(const char *text, long min, long max, long *out);

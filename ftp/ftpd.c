@@ -65,7 +65,6 @@ static void parse_options(int argc, char **argv, struct ftpd_options *o)
         .api = LOOP_EPOLL,
         .idle_timeout_s = DEFAULT_IDLE_TIMEOUT_S,
     };
-    const struct server_options defaults = o->common;
     const struct model_option table[] = {
         {.name = "root", .short_name = 'r', .kind = OPTION_STRING, .metavar = "DIR",
          .help = "the directory served as /; nothing outside it can be reached", .value = &o->root},
@@ -82,7 +81,7 @@ static void parse_options(int argc, char **argv, struct ftpd_options *o)
     size_t count = sizeof table / sizeof table[0];
     parse_server_options(argc, argv, SUMMARY, &o->common, table, count);
     if (o->user && (!strchr(o->user, ':') || o->user[0] == ':'))
-        server_usage_error(SUMMARY, &defaults, table, count, "--user: '%s' is not NAME:PASSWORD", o->user);
+        server_usage_error(SUMMARY, table, count, "--user: '%s' is not NAME:PASSWORD", o->user);
 }
 
 /* -- the listener ---------------------------------------------------------- */

@@ -214,15 +214,9 @@ static void parse_options(int argc, char **argv, struct server_options *common, 
     describe_options(model, api, trigger, read_once);
     parse_server_options(argc, argv, SUMMARY, common, model, MODEL_OPTIONS);
 
-    if (*trigger == TRIGGER_EDGE && *api != LOOP_EPOLL) {
-        /* The usage shows the defaults, not what was parsed. */
-        struct server_options defaults = server_options_defaults(DEFAULT_PORT);
-        int default_api = LOOP_EPOLL, default_trigger = TRIGGER_LEVEL;
-        bool default_read_once = false;
-        describe_options(model, &default_api, &default_trigger, &default_read_once);
-        server_usage_error(SUMMARY, &defaults, model, MODEL_OPTIONS, "--trigger edge needs --api epoll (%s is level-triggered only)",
+    if (*trigger == TRIGGER_EDGE && *api != LOOP_EPOLL)
+        server_usage_error(SUMMARY, model, MODEL_OPTIONS, "--trigger edge needs --api epoll (%s is level-triggered only)",
                            loop_api_names[*api]);
-    }
 }
 
 static void shut_down(struct server *srv)

@@ -69,6 +69,47 @@ def usage_errors(variant):
         assert "usage" in result.stderr[len(first):].lower(), "%s: no usage after the error on stderr" % what
 
 
+# A value other than the default for one model option of each program, so
+# that the usage after it must still state the default.
+MODEL_OTHER_VALUE = {
+    "server-blocking": ["--concurrency", "thread"],
+    "server-nonblocking": ["--sleep-us", "7"],
+    "server-multiplexing": ["--api", "select"],
+    "server-async": ["--engine", "posix-aio"],
+}
+
+
+def assert_usage_states_defaults(program, options):
+    """The usage that follows an error, after options other than the
+    defaults, is the --help text: it states the defaults, not the values
+    parsed before the error."""
+    binary = harness.binary(program)
+    help_text = subprocess.run([binary, "--help"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=harness.slow(10), text=True).stdout
+    result = subprocess.run([binary] + options + ["--bogus"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, timeout=harness.slow(10), text=True)
+    what = "%s %s --bogus" % (program, " ".join(options))
+    assert result.returncode == 2, "%s: exit %d, want 2" % (what, result.returncode)
+    usage = result.stderr.split("\n\n", 1)[-1]
+    assert "(default" in help_text, "%s --help states no default" % program
+    assert usage == help_text, "%s: the usage differs from --help's:\n%s" % (
+        what, "\n".join(line for line in usage.splitlines() if line not in help_text.splitlines()))
+
+
+def usage_states_defaults(variant):
+    """`server-multiplexing --api poll --bogus` must say "(default epoll)",
+    not "(default poll)": the same for every option of every server."""
+    assert_usage_states_defaults(variant.program, variant.args + MODEL_OTHER_VALUE[variant.program] + [
+        "-H", "::1", "-p", "1234", "--max-clients", "7", "-q"])
+
+
+def test_ftpd_usage_states_defaults():
+    """ftpd's usage after its own options states its defaults, and never
+    the --user (with its password) given before the error."""
+    assert_usage_states_defaults("ftpd", ["--root", "/tmp", "--api", "poll", "--idle-timeout", "9", "--read-only",
+                                          "--user", "alice:secret", "-p", "21"])
+
+
 def help_and_version(variant):
     """--help: exit 0, the usage (with the model's options) on stdout; --version: exit 0, one line."""
     result = run(variant, "--help")
@@ -180,6 +221,7 @@ def sigint_summary(variant):
 
 
 per_variant(globals(), usage_errors, time_limit=30)
+per_variant(globals(), usage_states_defaults, time_limit=30)
 per_variant(globals(), help_and_version, time_limit=30)
 per_variant(globals(), readiness_line, time_limit=30)
 per_variant(globals(), ipv6_loopback, time_limit=30)
