@@ -13,7 +13,7 @@ script, no stylesheet: any browser or image viewer shows it.
 import math
 from xml.sax.saxutils import escape, quoteattr
 
-FONT = "font-family='DejaVu Sans, Helvetica, Arial, sans-serif'"
+FONT = "font-family='DejaVu Sans, Helvetica, Arial, Noto Sans CJK SC, sans-serif'"
 CHAR_WIDTH = 6.2  # average width of a character at font-size 11, to fit labels
 
 # Colour-blind friendly series colours (Tableau 10 order).
@@ -81,16 +81,24 @@ def nice_step(span, wanted_ticks=8):
     return 10 * power
 
 
-def timeline(title, lanes, events, start, end, legend=(), width=1100):
+def timeline(title, lanes, events, start, end, legend=(), width=1100, footer=None):
     """Draws lanes of spans against time and returns the Svg.
 
-    lanes:  [(label, spans, ticks)]; spans are (t0, t1, label, colour, tip),
+    lanes:  [(label, spans, ticks)] or [(label, spans, ticks, extras)];
+            spans are (t0, t1, label, colour, tip), drawn as bars;
             ticks are instants of short calls, drawn as a density strip;
+            extras (optional) is {"copies": [(t, colour, tip)] drawn as full
+            height marks, one per call, "signals": [(t, name)] drawn as
+            triangles on the lane's top edge, "busy": [(t0, t1, tip)] drawn
+            as a band under everything else};
             a label may have a second line after a newline (a call count).
     events: [(t, label)] marked by a vertical line across every lane.
     legend: [(colour, meaning)].
     Times are seconds on one clock; start and end bound the axis."""
-    left, right, top = 170, 20, 60
+    right, top = 20, 60
+    # Wide enough for every lane's label and its second line (size 9).
+    left = max([170] + [_text_width(lane[0].partition("\n")[2]) * 9 / 11 + 16 for lane in lanes]
+               + [_text_width(lane[0].partition("\n")[0]) + 16 for lane in lanes])
     lane_height, gap = 36, 8
     plot = width - left - right
     span = max(end - start, 1e-6)
@@ -100,15 +108,16 @@ def timeline(title, lanes, events, start, end, legend=(), width=1100):
 
     placed = place_labels([(x_of(t), label) for t, label in sorted(events)], width - right)
     event_rows = max([row for _, _, row, _ in placed] + [0]) + 1
+    legend_rows = _legend_rows(legend, width)
+    top += 18 * (len(legend_rows) - 1)
     axis_y = top + event_rows * 14
     height = axis_y + 24 + len(lanes) * (lane_height + gap) + 30
     picture = Svg(width, height)
     picture.text(10, 20, title, size=14, font_weight="bold")
-    x = 10
-    for colour, meaning in legend:
-        picture.rect(x, 30, 12, 12, colour)
-        picture.text(x + 16, 40, meaning)
-        x += 16 + len(meaning) * CHAR_WIDTH + 16
+    for row, entries in enumerate(legend_rows):
+        for x, colour, meaning in entries:
+            picture.rect(x, 30 + 18 * row, 12, 12, colour)
+            picture.text(x + 16, 40 + 18 * row, meaning)
 
     step = nice_step(span)
     tick = 0.0
@@ -120,27 +129,58 @@ def timeline(title, lanes, events, start, end, legend=(), width=1100):
         picture.text(tx, lanes_top - 6, "%gs" % round(tick, 6), size=10, anchor="middle", fill="#555")
         tick += step
 
-    for row, (label, spans, ticks) in enumerate(lanes):
+    for row, lane in enumerate(lanes):
+        label, spans, ticks = lane[:3]
+        extras = lane[3] if len(lane) > 3 else {}
         y = lanes_top + row * (lane_height + gap)
         picture.rect(left, y, plot, lane_height, "#f4f4f4")
         name, _, second = label.partition("\n")
         picture.text(left - 8, y + lane_height / 2 + (0 if second else 4), name, anchor="end")
         if second:
             picture.text(left - 8, y + lane_height / 2 + 12, second, size=9, anchor="end", fill="#555")
+        for t0, t1, tip in extras.get("busy", []):
+            # A lane that never sleeps is not idle: a band the height of the lane.
+            picture.rect(x_of(t0), y, max(x_of(t1) - x_of(t0), 2), lane_height, "#f4a6a6", tip=tip)
         _density_strip(picture, ticks, x_of, y + lane_height - 9, left, plot)
         for t0, t1, span_label, colour, tip in spans:
             x0, x1 = x_of(t0), x_of(t1)
             picture.rect(x0, y + 2, x1 - x0, lane_height - 13, colour, tip=tip, stroke="white", stroke_width=0.5)
             if fits(span_label, x1 - x0):
                 picture.text(x0 + 3, y + lane_height / 2 + 1, span_label, size=10, fill=text_colour_on(colour))
+        for t, colour, tip in extras.get("copies", []):
+            # Each call that copied data, drawn on its own over the spans: who copies, and when.
+            picture.rect(x_of(t) - 2, y - 3, 4, lane_height + 6, colour, tip=tip, stroke="#222", stroke_width=0.4)
+        for t, signal in extras.get("signals", []):
+            sx = x_of(t)
+            picture.parts.append("<polygon points='%s,%s %s,%s %s,%s' fill='#8c1d40'><title>%s</title></polygon>" % (
+                _fmt(sx - 4), _fmt(y - 3), _fmt(sx + 4), _fmt(y - 3), _fmt(sx), _fmt(y + 5), escape(signal)))
 
     for ex, label, row, anchor in placed:
         ly = top + row * 14
         picture.line(ex, ly + 3, ex, lanes_bottom, stroke="#c0392b", stroke_dasharray="3,3", stroke_width=0.7)
         picture.text(ex + (3 if anchor == "start" else -3), ly, label, size=10, anchor=anchor, fill="#c0392b")
-    picture.text(left, lanes_bottom + 18, "time since the trace started; hover a span for the call", size=10,
-                 fill="#555")
+    picture.text(left, lanes_bottom + 18, footer or "time since the trace started; hover a span for the call",
+                 size=10, fill="#555")
     return picture
+
+
+def _legend_rows(legend, width):
+    """The legend's entries placed left to right, wrapping to a new row at the edge:
+    [[(x, colour, meaning)]]."""
+    rows, x = [[]], 10
+    for colour, meaning in legend:
+        entry_width = 16 + _text_width(meaning) + 16
+        if rows[-1] and x + entry_width > width - 10:
+            rows.append([])
+            x = 10
+        rows[-1].append((x, colour, meaning))
+        x += entry_width
+    return rows
+
+
+def _text_width(text):
+    """Wide (CJK) characters take about twice the width of a Latin one."""
+    return sum(CHAR_WIDTH * (1.8 if ord(ch) > 0x2e80 else 1) for ch in text)
 
 
 def place_labels(marks, right_edge):

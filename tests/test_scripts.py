@@ -8,6 +8,7 @@ build only (strace on ASan binaries is slow and adds nothing the plain run
 does not show).
 """
 import csv
+import io
 import json
 import os
 import pathlib
@@ -105,18 +106,24 @@ def expect_nonblocking_spin(numbers, text):
     eagain = sum(row["eagain"] for row in numbers["totals"].values())
     assert eagain >= 100, "only %d EAGAIN" % eagain
     assert not any(v["blocked"] for v in numbers["waited"].values()), numbers["waited"]
-    assert "never waited" in numbers["verdict"] and "EAGAIN" in numbers["verdict"]
+    assert numbers["totals"]["read"]["blocked"] == 0, "a read on an O_NONBLOCK socket cannot sleep"
+    assert "never slept" in numbers["verdict"] and "EAGAIN" in numbers["verdict"]
+    assert "never waited for data in read" in numbers["verdict"], numbers["verdict"]
 
 
 def expect_nonblocking_sleep(numbers, text):
     assert blocked(numbers, "nanosleep", "clock_nanosleep") >= 1
     assert blocked(numbers, "read", "recv", "recvfrom") == 0
+    naps = [v for name, v in numbers["waited"].items() if name in ("nanosleep", "clock_nanosleep")]
+    assert all(v["waits_for"] == "time" for v in naps), naps
+    assert "waiting for time, not for data" in numbers["verdict"] and "waiting for time, not for data" in text
 
 
 def expect_nonblocking_sigio(numbers, text):
     assert blocked(numbers, "rt_sigsuspend", "sigsuspend") >= 1, numbers["waited"]
     assert sum(lane["signals"].get("SIGIO", 0) for lane in numbers["lanes"]) >= 1
-    assert "sigsuspend" in numbers["verdict"]
+    assert "sigsuspend" in numbers["verdict"] and "does not queue" in numbers["verdict"], numbers["verdict"]
+    assert "when IO can start" in numbers["verdict"] and "held" in numbers["verdict"], numbers["verdict"]
 
 
 def multiplexing_waits_in(*calls):
@@ -124,7 +131,11 @@ def multiplexing_waits_in(*calls):
         assert blocked(numbers, *calls) >= 1, "no blocked %s: %s" % ("/".join(calls), numbers["waited"])
         assert blocked(numbers, "read", "recv", "recvfrom") == 0, "a read blocked"
         assert numbers["copied"].get("read", {}).get("calls", 0) >= 1, "no read copied the data"
-        assert "never blocked in read" in numbers["verdict"]
+        assert "never waited for data in read" in numbers["verdict"], numbers["verdict"]
+        assert "held the thread only for the copy" in numbers["verdict"], numbers["verdict"]
+        reads = numbers["reads"]
+        assert reads["calls"] == sum(n for kind, n in reads.items() if kind != "calls"), reads
+        assert reads.get("eof", 0) >= 2, "both clients' end of file is named: %s" % reads
     return check
 
 
@@ -132,13 +143,17 @@ def expect_async_uring(numbers, text):
     assert blocked(numbers, "io_uring_enter") >= 1
     on_sockets = strace_report.IO_CALLS & set(numbers["totals"])
     assert not on_sockets, "read/write calls on sockets: %s" % sorted(on_sockets)
-    assert "no read or write call on its sockets" in numbers["verdict"]
+    words = numbers["verdict"]
+    assert "no read or write call on its sockets" in words
+    assert "task work" in words and "strace cannot see" in words and "own thread" in words, words
+    assert "the kernel copied the data" not in words
 
 
 def expect_async_posix_aio(numbers, text):
     assert blocked(numbers, "rt_sigtimedwait") >= 1, "the main thread waits for the completion signal"
     assert sum(row["blocked"] for row in lane_rows(numbers, "thread", "read")) >= 1, "helpers block in read"
     assert not lane_rows(numbers, "main", "read"), "the main thread reads no socket itself"
+    assert "user-space helper thread" in numbers["verdict"], numbers["verdict"]
 
 
 EXPECTATIONS = {
@@ -249,20 +264,24 @@ def test_strace_report_reads_the_trace():
     reads = [c for c in helper.calls if c.name == "read"]
     assert len(reads) == 2
     assert abs(reads[0].start - 36000.5003) < 1e-6 and abs(reads[0].seconds - 1.0) < 1e-9
-    assert reads[0].phase == "wait" and "hello" in reads[0].args
+    assert reads[0].kind == "read_wait" and reads[0].slept and "hello" in reads[0].args
     # Cut by the thread's exit: it lasted until then, and never returned.
     assert reads[1].ret == "?" and abs(reads[1].seconds - 0.4997) < 1e-6
 
     table = strace_report.syscall_table(main.calls)
     assert table["accept4"]["calls"] == 3 and table["accept4"]["blocked"] == 2
+    assert table["accept4"]["kinds"] == {"accept_wait": 2, "accepted": 1}, table["accept4"]
     assert table["read"]["eagain"] == 1
     slow_nonblocking = [c for c in main.calls if c.name == "read" and c.ret == "4"][0]
-    assert slow_nonblocking.blocked and slow_nonblocking.nonblocking and slow_nonblocking.phase == "copy"
+    assert slow_nonblocking.over_1ms and slow_nonblocking.nonblocking and not slow_nonblocking.slept
+    assert slow_nonblocking.kind == "copied"
+    assert table["read"]["over_1ms"] == 1 and table["read"]["blocked"] == 0, table["read"]
     assert main.signals == {"SIGTERM": 1}
 
     words = strace_report.verdict(trace, [])
-    assert "spent 900.1 ms in accept4 (2 calls) blocked" in words, words
-    assert "2 reads on sockets waited for data" in words and "1 only copied" in words, words
+    assert "slept 900.1 ms in accept4 waiting for a connection, not for data (2 calls)" in words, words
+    assert ("Of its 4 reads on sockets, 1 waited for the data and then copied it, 1 copied data that was already "
+            "there, 1 found nothing there yet (EAGAIN) and 1 never returned (cut by the exit)") in words, words
     assert "1 call came back with EAGAIN" in words, words
 
 
@@ -287,7 +306,8 @@ def test_strace_report_says_a_timer_cut_the_wait():
     """Periodic SIGALRM interruptions are one wait cut into slices, not many short blocks."""
     trace = read_sample(TIMER_TRACE)
     words = strace_report.verdict(trace, [])
-    assert "accept4 (5 calls, 3 of them cut short by a signal: SIGALRM 3)" in words, words
+    assert "accept4 waiting for a connection, not for data (5 calls, 3 of them cut short by a signal: SIGALRM 3)" \
+        in words, words
     assert "SIGALRM 3 times, every 250.0 ms (a timer)" in words, words
     assert "one wait, counted as several calls" in words, words
     numbers = strace_report.summary_json(trace, [], "timer")
@@ -345,7 +365,7 @@ def test_strace_report_reads_a_timed_out_sigtimedwait_as_a_wait():
 400   10:00:01.300200 +++ exited with 0 +++
 """)
     words = strace_report.verdict(trace, [])
-    assert "1.30 s in rt_sigtimedwait (2 calls)" in words and "0 EAGAIN" in words, words
+    assert "1.30 s in rt_sigtimedwait waiting for completions (2 calls)" in words and "0 EAGAIN" in words, words
 
 
 def test_compare_report_warns_when_the_machine_was_busy():
@@ -376,3 +396,138 @@ def test_strace_report_never_rounds_most_to_all():
               "500   10:00:01.000010 write(4<socket:[2]>, \"hi\", 2) = 2 <0.000002>"]
     words = strace_report.verdict(read_sample("\n".join(lines) + "\n"), [])
     assert "999 calls came back with EAGAIN (99.80% of all its calls)" in words, words
+
+
+def spin_trace(eagain_reads=999, descheduled=3):
+    """A spinning server's trace: a nonblocking connection, eagain_reads reads
+    that find nothing (the first descheduled of them took over 1 ms each), one
+    that finds data, its echo, and two end-of-file reads."""
+    lines = ["600   10:00:00.000000 accept4(3<socket:[1]>, NULL, NULL, SOCK_CLOEXEC|SOCK_NONBLOCK) = 4<socket:[2]> "
+             "<0.000010>"]
+    for i in range(eagain_reads):
+        lines.append("600   10:00:00.%06d read(4<socket:[2]>, 0x7f, 100) = -1 EAGAIN (Resource temporarily "
+                     "unavailable) <%s>" % (100 + i * 100, "0.002000" if i < descheduled else "0.000001"))
+    lines += ["600   10:00:01.000000 read(4<socket:[2]>, \"hi\", 100) = 2 <0.000002>",
+              "600   10:00:01.000010 write(4<socket:[2]>, \"hi\", 2) = 2 <0.000002>",
+              "600   10:00:01.000020 read(4<socket:[2]>, \"\", 100) = 0 <0.000002>",
+              "600   10:00:01.000030 read(4<socket:[2]>, \"\", 100) = 0 <0.000002>",
+              "600   10:00:01.000040 close(4<socket:[2]>) = 0 <0.000002>"]
+    return read_sample("\n".join(lines) + "\n")
+
+
+def test_strace_report_never_counts_eagain_as_slept():
+    """A read on an O_NONBLOCK socket cannot sleep: EAGAIN calls, even those
+    strace slowed past 1 ms, are not blocked; the verdict counts only the slow ones."""
+    trace = spin_trace()
+    row = strace_report.syscall_table(trace.calls)["read"]
+    assert row["calls"] == 1002 and row["eagain"] == 999, row
+    assert row["blocked"] == 0, "EAGAIN reads counted as slept: %s" % row
+    assert row["over_1ms"] == 3, row
+    words = strace_report.verdict(trace, [])
+    assert "never slept; 3 of its calls that cannot sleep took over 1 ms (descheduled" in words, words
+    assert "999 calls" not in words.split("EAGAIN")[0], "EAGAIN calls counted as descheduled: " + words
+
+
+def test_strace_report_read_counts_add_up():
+    """Every read on a socket is named by what it did: the parts make the whole,
+    end-of-file reads included."""
+    trace = spin_trace(eagain_reads=20, descheduled=0)
+    words = strace_report.verdict(trace, [])
+    assert ("Of its 23 reads on sockets, 1 copied data that was already there, 2 found the end of file (the peer "
+            "had closed) and 20 found nothing there yet (EAGAIN)") in words, words
+    reads = strace_report.summary_json(trace, [], "spin")["reads"]
+    assert reads == {"calls": 23, "copied": 1, "eof": 2, "early": 20}, reads
+
+
+EDGE_TRACE = """\
+700   10:00:00.000000 epoll_ctl(3<anon_inode:[eventpoll]>, EPOLL_CTL_ADD, 5<socket:[9]>, {events=EPOLLIN|EPOLLET, data={u32=5, u64=5}}) = 0 <0.000005>
+700   10:00:00.000100 epoll_pwait(3<anon_inode:[eventpoll]>, [{events=EPOLLIN, data={u32=5, u64=5}}], 1024, -1, [], 8) = 1 <0.900000>
+700   10:00:00.900200 read(5<socket:[9]>, "hello 1\\n", 65536) = 8 <0.000040>
+700   10:00:00.900300 write(5<socket:[9]>, "hello 1\\n", 8) = 8 <0.000050>
+700   10:00:00.900400 read(5<socket:[9]>, 0x55, 65536) = -1 EAGAIN (Resource temporarily unavailable) <0.000010>
+700   10:00:00.900500 epoll_pwait(3<anon_inode:[eventpoll]>,  <unfinished ...>
+700   10:00:01.400000 --- SIGTERM {si_signo=SIGTERM, si_code=SI_USER} ---
+700   10:00:01.400100 <... epoll_pwait resumed>[], 1024, -1, [], 8) = -1 EINTR (Interrupted system call) <0.499600>
+700   10:00:01.400300 +++ exited with 0 +++
+"""
+
+
+def test_strace_report_edge_triggered_eagain_is_the_drained_proof():
+    """An EAGAIN right after data under EPOLLET is the read that shows the socket drained, not a question too early."""
+    trace = read_sample(EDGE_TRACE)
+    words = strace_report.verdict(trace, [])
+    assert "1 found the socket drained (EAGAIN right after data)" in words, words
+    assert "the proof that the socket is drained" in words and "epoll(7)" in words, words
+    assert "asked before anything was there" not in words, words
+    assert "never waited for data in read" in words, words
+
+
+URING_TRACE = """\
+800   10:00:00.000000 io_uring_setup(256, {flags=IORING_SETUP_CQSIZE|0x3000, sq_thread_cpu=0, sq_thread_idle=0, sq_entries=256, cq_entries=1024}) = 4<anon_inode:[io_uring]> <0.000500>
+800   10:00:00.001000 io_uring_enter(4<anon_inode:[io_uring]>, 1, 1, IORING_ENTER_GETEVENTS, [], 8) = 1 <1.000000>
+800   10:00:01.001100 io_uring_enter(4<anon_inode:[io_uring]>, 2, 1, IORING_ENTER_GETEVENTS, [], 8) = 2 <0.500000>
+800   10:00:01.501200 io_uring_enter(4<anon_inode:[io_uring]>, 1, 0, 0, NULL, 8) = 1 <0.000020>
+800   10:00:01.600000 +++ exited with 0 +++
+"""
+
+
+def test_strace_report_io_uring_copies_on_its_own_thread():
+    """DEFER_TASKRUN (0x2000 in io_uring_setup's flags): the verdict says the copy ran
+    as task work inside io_uring_enter, on the server's thread, invisible to strace."""
+    trace = read_sample(URING_TRACE)
+    numbers = strace_report.summary_json(trace, [], "uring")
+    assert "IORING_SETUP_DEFER_TASKRUN" in numbers["features"]["uring_setup"], numbers["features"]
+    words = numbers["verdict"]
+    assert "ran inline when it was submitted" in words and "internal poll" in words, words
+    assert "run by this thread inside its io_uring_enter" in words, words
+    assert "strace cannot see task work, so its cost is hidden in io_uring_enter's 1.50 s" in words, words
+    assert "the kernel copied the data" not in words
+    assert numbers["waited"]["io_uring_enter"]["calls"] == 2, "the submit-only call is not a wait"
+    text = io.StringIO()
+    strace_report.print_report(trace, [], "uring", out=text)
+    assert "returns how many submission entries it consumed" in text.getvalue(), "io_uring_enter's result explained"
+    sqpoll = read_sample(URING_TRACE.replace("IORING_SETUP_CQSIZE|0x3000", "IORING_SETUP_SQPOLL|IORING_SETUP_CQSIZE"))
+    words = strace_report.verdict(sqpoll, [])
+    assert "submission-queue thread" in words and "own thread" not in words, words
+
+
+def numbers_in(text):
+    return sorted(re.findall(r"\d+(?:\.\d+)?", text))
+
+
+def test_strace_report_speaks_chinese_with_the_same_numbers():
+    """--lang zh: the verdict and the report carry exactly the figures of the English."""
+    for sample in (SAMPLE_TRACE, TIMER_TRACE, EDGE_TRACE, URING_TRACE):
+        trace = read_sample(sample)
+        english, chinese = strace_report.verdict(trace, [], "en"), strace_report.verdict(trace, [], "zh")
+        assert re.search("[\u4e00-\u9fff]", chinese) and not re.search("[\u4e00-\u9fff]", english), chinese
+        assert numbers_in(english) == numbers_in(chinese), "\n%s\n%s" % (english, chinese)
+        reports = {}
+        for lang in ("en", "zh"):
+            out = io.StringIO()
+            strace_report.print_report(trace, [], "sample", out=out, lang=lang)
+            reports[lang] = out.getvalue()
+        # The phases' titles number them in words in Chinese (阶段一, 阶段二): the figures are the rest.
+        figures = {lang: numbers_in("\n".join(line for line in text.splitlines()
+                                              if not line.startswith(("Phase ", "阶段"))))
+                   for lang, text in reports.items()}
+        assert figures["en"] == figures["zh"], "\n%s\n%s" % (reports["en"], reports["zh"])
+    assert "边缘触发" in strace_report.verdict(read_sample(EDGE_TRACE), [], "zh")
+    assert "阻塞" in strace_report.render("zh", "aio") and "异步" in strace_report.render("zh", "sigio")
+
+
+def test_strace_report_language_from_the_locale():
+    pick = strace_report.language_from_environment
+    assert pick({"LANG": "zh_CN.UTF-8"}) == "zh" and pick({"LC_ALL": "zh_TW.UTF-8", "LANG": "C"}) == "zh"
+    assert pick({"LC_ALL": "C.UTF-8", "LANG": "zh_CN.UTF-8"}) == "en", "LC_ALL wins"
+    assert pick({}) == "en" and pick({"LANG": "en_US.UTF-8"}) == "en"
+    with tempfile.TemporaryDirectory(prefix="iomodels-report-") as out_dir:
+        path = os.path.join(out_dir, "t.strace")
+        with open(path, "w") as f:
+            f.write(SAMPLE_TRACE)
+        env = dict(os.environ, LANG="zh_CN.UTF-8")
+        env.pop("LC_ALL", None)
+        env.pop("LC_MESSAGES", None)
+        proc = subprocess.run([sys.executable, str(SCRIPTS / "strace_report.py"), path], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env, timeout=30)
+        assert proc.returncode == 0 and "结论：" in proc.stdout, proc.stdout + proc.stderr
