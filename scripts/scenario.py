@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """The fixed, reproducible scenario trace.sh drives against a server.
 
-    scenario.py [HOST:]PORT --client bin/client --events FILE [--scale X]
+    scenario.py [HOST:]PORT --client bin/client --events FILE [--scale X] [--scenario lines|burst]
 
-Two copies of bin/client in line mode, each fed through a pipe on a
-schedule:
+lines (the default): two copies of bin/client in line mode, each fed
+through a pipe on a schedule:
 
     0.0 s  client 1 connects and stays idle
     1.0 s  client 1 sends a line, then again at 1.5 s and 2.0 s
@@ -12,6 +12,14 @@ schedule:
     2.6 s  client 2 sends a line
     3.0 s  client 1 leaves (end of its input: it half-closes and exits)
     3.5 s  client 2 leaves
+
+burst: what an edge-triggered handler that reads once per event does to
+a big message. Client 1 connects, sends 1 MiB in one go (far more than
+one read of the server's 64 KiB buffer takes) and reads its echo until
+all of it is back or nothing more comes for a second; client 2 connects
+meanwhile and sends one line, which must come back. Its result event
+says how many bytes client 1 got back ("BACK/SENT"): fewer is the lesson
+(a stalled connection), not a failure of the scenario.
 
 --scale multiplies every pause (tests use 0.2). Each event, and each echo
 a client prints, is written to FILE as "HH:MM:SS.ffffff<TAB>kind<TAB>client
@@ -21,6 +29,7 @@ its timeline. Exit status 1 if an echo is missing or wrong.
 import argparse
 import datetime
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -126,17 +135,68 @@ def run(address, program, log, scale):
     return complaints
 
 
+BURST = 1 << 20
+QUIET_SECONDS = 1.0  # no echo byte for this long: the rest is not coming
+
+
+def connect_to(address):
+    """A socket connected to "[HOST:]PORT" ("[::1]:8000" for IPv6)."""
+    host, _, port = address.rpartition(":")
+    return socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=EXIT_SECONDS)
+
+
+def run_burst(address, program, log, scale):
+    """Client 1 sends BURST bytes at once and reads until all are back or the
+    echo goes quiet; client 2 sends a line meanwhile."""
+    log.mark("connect", 1, "client 1 connects")
+    big = connect_to(address)
+    time.sleep(0.5 * scale)  # an idle moment first, so the burst stands apart on the timeline
+    log.mark("send", 1, "client 1 sends 1 MiB")
+    sender = threading.Thread(target=big.sendall, args=(b"b" * BURST,), daemon=True)
+    sender.start()
+    time.sleep(0.2 * scale)
+    log.mark("connect", 2, "client 2 connects")
+    other = Client(2, program, address, log)
+    log.mark("send", 2, "client 2 sends")
+    other.send("hi from client 2\n")
+    back = 0
+    big.settimeout(QUIET_SECONDS)
+    deadline = time.monotonic() + EXIT_SECONDS
+    while back < BURST and time.monotonic() < deadline:
+        try:
+            chunk = big.recv(1 << 20)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        if not back:
+            log.mark("echo", 1, "client 1 gets its echo")
+        back += len(chunk)
+    log.mark("result", 1, "%d/%d" % (back, BURST))
+    sender.join(EXIT_SECONDS)
+    log.mark("leave", 1, "client 1 leaves")
+    big.close()
+    log.mark("leave", 2, "client 2 leaves")
+    other.leave()
+    complaint = other.finish(time.monotonic() + EXIT_SECONDS)
+    print("scenario: client 1 got %d of its %d bytes back%s" % (
+        back, BURST, "" if back == BURST else ": its connection stalled"), file=sys.stderr)
+    return [complaint] if complaint else []
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("address", help="[HOST:]PORT of the server")
     parser.add_argument("--client", default="bin/client", help="the client program")
     parser.add_argument("--events", required=True, help="where to write the timestamped events")
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies every pause (default 1)")
+    parser.add_argument("--scenario", choices=["lines", "burst"], default="lines", help="what the clients do")
     args = parser.parse_args()
     if args.scale <= 0:
         parser.error("--scale must be positive")
 
-    complaints = run(args.address, args.client, EventLog(args.events), args.scale)
+    play = run if args.scenario == "lines" else run_burst
+    complaints = play(args.address, args.client, EventLog(args.events), args.scale)
     for complaint in complaints:
         print("scenario: " + complaint, file=sys.stderr)
     return 1 if complaints else 0

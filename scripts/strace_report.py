@@ -45,12 +45,13 @@ scenario's events from --events marked). --json writes the numbers:
 import argparse
 import json
 import os
+import re
 import string
 import sys
 from collections import defaultdict
 
 import svg
-from trace_parse import (ACCEPTS, IO_CALLS, NAPS, READ_CALLS, READINESS_WAITS, SIGNAL_WAITS, STOP_SIGNALS,
+from trace_parse import (ACCEPTS, IO_CALLS, first_fd, NAPS, READ_CALLS, READINESS_WAITS, SIGNAL_WAITS, STOP_SIGNALS,
                          WRITE_CALLS, read_events, read_trace, uring_setup_flags)
 
 __all__ = ["read_trace", "read_events", "syscall_table", "phase_summary", "verdict", "summary_json",
@@ -156,6 +157,28 @@ def features(trace):
         "helper_threads": [lane.pid for lane in trace.lanes.values()
                            if lane.role == "thread" and any(c.kind == "read_wait" for c in lane.calls)],
     }
+
+
+def undrained_reads(calls):
+    """Reads that filled the buffer they were given, after which the lane went
+    back to its wait without learning that the socket was drained (no EAGAIN,
+    no end of file): (how many, the wait's name)."""
+    full, count, wait = {}, 0, ""
+    for call in sorted(calls, key=lambda c: c.start):
+        fd = first_fd(call.args)
+        if call.kind == "wait":
+            count += len(full)
+            full.clear()
+            wait = wait or call.name
+        elif call.name in READ_CALLS and call.kind in ("copied", "read_wait"):
+            asked = re.search(r",\s*(\d+)\)?(?:\s+=.*)?$", call.args)  # the count asked for, the last argument
+            if asked and call.returned == int(asked.group(1)):
+                full[fd] = call
+            else:
+                full.pop(fd, None)  # a short read: drained, epoll(7)
+        elif call.name in READ_CALLS and call.kind in ("drained", "early", "eof"):
+            full.pop(fd, None)
+    return count, wait
 
 
 def cut_short(call):
@@ -390,6 +413,14 @@ MESSAGES = {
              "它是边缘触发（EPOLLET）：只有新数据到达时内核才会再次报告该套接字，所以处理函数一直读到 EAGAIN；"
              "紧跟在数据之后的 EAGAIN 就是这些读，证明套接字已读空。（对流式套接字，短读已经说明读空了，见 epoll(7)；"
              "读到 EAGAIN 是本服务器的选择，因为它的缓冲区可能在套接字读空之前就满了。）"),
+    "edge_undrained": ("It is edge-triggered (EPOLLET), yet {n} time{n:s} a read returned a full buffer and the "
+                       "handler went back to {wait} without reading that socket again: the kernel reports a socket "
+                       "again only when new data arrives, so the bytes left in its buffer are never announced, and "
+                       "a connection whose peer waits for them stalls. A level-triggered loop would report them at "
+                       "the next wait.",
+                       "它是边缘触发（EPOLLET），但有 {n} 次 read 读满了缓冲区，处理函数却没有再读这个套接字就回到了 "
+                       "{wait}：只有新数据到达时内核才会再次报告该套接字，所以留在缓冲区里的字节再也不会被通知，"
+                       "等着这些数据的连接就停住了。水平触发的循环会在下一次等待时再报告它们。"),
     "naps": ("Its naps are waiting for time, not for data: it sleeps a fixed time between sweeps whether anything "
              "came or not.",
              "它的休眠是在等待时间，而不是等待数据：不管有没有数据到达，每两次扫描之间都睡固定的时间。"),
@@ -446,6 +477,7 @@ MESSAGES = {
     "tip_echo": ("client {client} waited {t:time} for its echo", "客户端 {client} 等回显等了 {t:time}"),
     "tip_connected": ("client {client} connected", "客户端 {client} 已连接"),
     "client": ("client {client}", "客户端 {client}"),
+    "stalled_span": ("stalled: {back} of {sent} bytes back", "停住了：{sent} 字节只收回 {back}"),
     "connected": ("connected", "已连接"),
     "event_connect": ("client {client} connects", "客户端 {client} 连接"),
     "event_send": ("client {client} sends", "客户端 {client} 发送"),
@@ -602,7 +634,8 @@ def model_sentences(trace):
     if found["sigio"] and any(c.name in SIGNAL_WAITS - {"rt_sigtimedwait"} for c in calls):
         sentences.append(("sigio", {}))
     if found["edge_triggered"]:
-        sentences.append(("edge", {}))
+        undrained, wait = undrained_reads(calls)
+        sentences.append(("edge_undrained", {"n": undrained, "wait": wait}) if undrained else ("edge", {}))
     if any(c.kind == "nap" and c.slept for c in calls):
         sentences.append(("naps", {}))
     return sentences
@@ -662,7 +695,7 @@ def client_sentences(trace, events):
         sentences.append(("slowest_echo", {"client": slow, "t": echoes[slow]}))
     for event in events:  # the burst scenario says how much came back
         if event["kind"] == "result":
-            sent, back = (int(x) for x in event["label"].split("/"))
+            back, sent = (int(x) for x in event["label"].split("/"))
             sentences.append(("stalled" if back < sent else "all_back",
                               {"client": event["client"], "sent": sent, "back": back}))
     return sentences
@@ -874,6 +907,13 @@ def client_lanes(trace, events, lang):
         if client in queued:
             spans.append((first, first + queued[client], "queued", QUEUED_COLOUR,
                           render(lang, "tip_queued", client=client, t=queued[client])))
+        for event in mine:
+            if event["kind"] == "result":  # the burst: from the send to the end of the wait for the rest
+                back, sent = (int(x) for x in event["label"].split("/"))
+                send = next((e["t"] for e in mine if e["kind"] == "send"), first)
+                if back < sent:
+                    spans.append((send, event["t"], render(lang, "stalled_span", back=back, sent=sent),
+                                  ECHO_WAIT_COLOUR, render(lang, "stalled_span", back=back, sent=sent)))
         for i, event in enumerate(mine):
             echo = next((e for e in mine[i + 1:] if e["kind"] == "echo"), None) if event["kind"] == "send" else None
             if echo:

@@ -43,18 +43,31 @@ def script_env():
     return env
 
 
-def run_trace(variant, out_dir):
-    """Runs trace.sh on one variant; returns (numbers, report text, svg path)."""
+# Traced by MODEL -- options rather than by name: the files still take the variant's name.
+BY_MODEL = {"async-posix-aio", "multiplexing-epoll-edge", "blocking-fork"}
+TRACE_FILES = ("strace", "txt", "svg", "json", "events", "log")
+
+
+def run_trace(variant, out_dir, *arguments, name=None, env=None):
+    """Runs trace.sh on one variant (by its name, or by its model and options:
+    BY_MODEL); returns (numbers, report text, svg path)."""
     model = variant.program[len("server-"):]
-    proc = subprocess.run([str(SCRIPTS / "trace.sh"), "-o", out_dir, model, "--"] + variant.args,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=script_env(),
-                          timeout=60)
-    assert proc.returncode == 0, "trace.sh %s failed (%d): %s" % (variant.name, proc.returncode, proc.stderr[-2000:])
-    reports = list(pathlib.Path(out_dir).glob("trace-%s*.json" % model))
-    assert len(reports) == 1, "expected one report, found %s" % reports
-    numbers = json.loads(reports[0].read_text())
-    assert proc.stdout == reports[0].with_suffix(".txt").read_text(), "the printed report is the one kept"
-    return numbers, proc.stdout, reports[0].with_suffix(".svg")
+    if arguments:
+        argv = list(arguments)
+    elif variant.name in BY_MODEL:
+        argv = [model, "--"] + variant.args
+    else:
+        argv = [variant.name]
+    proc = subprocess.run([str(SCRIPTS / "trace.sh"), "-o", out_dir] + argv, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, env=env or script_env(), timeout=60)
+    assert proc.returncode == 0, "trace.sh %s failed (%d): %s" % (argv, proc.returncode, proc.stderr[-2000:])
+    base = "trace-" + (name or variant.name)
+    written = sorted(p.name for p in pathlib.Path(out_dir).iterdir())
+    assert written == sorted("%s.%s" % (base, ext) for ext in TRACE_FILES), "files written: %s" % written
+    report = pathlib.Path(out_dir) / (base + ".json")
+    numbers = json.loads(report.read_text())
+    assert proc.stdout == report.with_suffix(".txt").read_text(), "the printed report is the one kept"
+    return numbers, proc.stdout, report.with_suffix(".svg")
 
 
 def blocked(numbers, *names):
@@ -67,6 +80,7 @@ def lane_rows(numbers, role, name):
 
 
 def check_timeline(path):
+    """The timeline is well-formed SVG with the events and lanes; returns the fills used."""
     root = ElementTree.parse(path).getroot()
     assert root.tag == SVG + "svg"
     texts = [t.text for t in root.iter(SVG + "text")]
@@ -74,6 +88,7 @@ def check_timeline(path):
     assert any((t or "").startswith("main ") for t in texts), "a lane for the main process"
     assert any(re.match(r"\d+ calls", t or "") for t in texts), "each lane says how many calls it made"
     assert len(list(root.iter(SVG + "rect"))) > 5
+    return {rect.get("fill") for rect in root.iter(SVG + "rect")}
 
 
 # What each variant must show. Each check gets the report's numbers and text.
@@ -179,7 +194,11 @@ def trace_shows_where_it_blocks(variant):
         numbers, text, picture = run_trace(variant, out_dir)
         assert "Phase 1, waiting for the data" in text and "Verdict: " in text
         EXPECTATIONS[variant.name](numbers, text)
-        check_timeline(picture)
+        fills = check_timeline(picture)
+        # Who copies: each read that returned data is drawn; io_uring has none; a spinning lane looks busy.
+        copies = strace_report.COPY_IN_COLOUR in fills
+        assert copies == (variant.name != "async-uring"), "copying reads drawn: %s" % copies
+        assert (strace_report.BUSY_COLOUR in fills) == (variant.name == "nonblocking-spin"), "busy band"
 
 
 harness.per_variant(globals(), trace_shows_where_it_blocks, time_limit=60)
@@ -531,3 +550,31 @@ def test_strace_report_language_from_the_locale():
         proc = subprocess.run([sys.executable, str(SCRIPTS / "strace_report.py"), path], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env=env, timeout=30)
         assert proc.returncode == 0 and "结论：" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_trace_edge_triggered_read_once_stalls_and_level_does_not():
+    """scripts/trace.sh -s burst multiplexing-epoll-edge -- --read-once: the report and the
+    timeline show the connection that stalls with its bytes in the buffer; the
+    level-triggered loop with the same handler gives everything back (and a zh
+    locale gets the same report in Chinese)."""
+    skip_unless_strace()
+    edge = harness.EchoVariant("multiplexing-epoll-edge", "server-multiplexing", [], {})
+    with tempfile.TemporaryDirectory(prefix="iomodels-trace-") as out_dir:
+        numbers, text, picture = run_trace(edge, out_dir, "-s", "burst", "multiplexing-epoll-edge", "--",
+                                           "--read-once", name="multiplexing-epoll-edge-read-once-burst")
+        keys = [sentence[0] for sentence in numbers["sentences"]]
+        assert "stalled" in keys and "edge_undrained" in keys, numbers["verdict"]
+        assert "its connection stalled" in numbers["verdict"]
+        assert any("stalled:" in (t.text or "") for t in ElementTree.parse(picture).getroot().iter(SVG + "text")), \
+            "the timeline marks the stalled client"
+    level = harness.EchoVariant("multiplexing-epoll", "server-multiplexing", [], {})
+    env = dict(script_env(), LANG="zh_CN.UTF-8")
+    env.pop("LC_ALL", None)
+    env.pop("LC_MESSAGES", None)
+    with tempfile.TemporaryDirectory(prefix="iomodels-trace-") as out_dir:
+        numbers, text, _ = run_trace(level, out_dir, "-s", "burst", "multiplexing", "--", "--api", "epoll",
+                                     "--read-once", name="multiplexing-epoll-read-once-burst", env=env)
+        keys = [sentence[0] for sentence in numbers["sentences"]]
+        assert "all_back" in keys and "stalled" not in keys and "edge_undrained" not in keys, numbers["verdict"]
+        assert numbers["lang"] == "zh" and "结论：" in text and "全部 1048576 字节" in numbers["verdict"], text[-600:]
+test_trace_edge_triggered_read_once_stalls_and_level_does_not.time_limit = 90
