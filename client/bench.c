@@ -12,6 +12,7 @@
 
 #include "address.h"
 #include "client.h"
+#include "clock.h"
 #include "net.h"
 #include "options.h"
 #include "signals.h"
@@ -149,7 +150,7 @@ static unsigned char *make_pattern(size_t size)
     return pattern;
 }
 
-static void ensure_descriptors(long conns)
+void ensure_descriptors(long conns)
 {
     long needed = conns + 16; /* stdio, epoll, a few spare */
     long limit = raise_fd_limit(needed);
@@ -249,6 +250,11 @@ struct bench_result {
     double p50, p90, p99, p999, max, mean; /* us */
     unsigned long stalled;
     double cpu_seconds, cpu_us_per_msg;
+    /* Fairness: a server may serve some connections fast and starve the
+     * rest, which per-message percentiles reward. */
+    long served;                      /* connections with an echo in the window */
+    double conn_min_rate, conn_max_rate; /* msgs/s of the least and most served */
+    double worst_conn_p50;            /* us: the highest per-connection median */
 };
 
 static double percentile_us(const struct histogram *h, double percent)
@@ -274,6 +280,18 @@ static struct bench_result summarize(const struct bench_run *run, const struct b
     for (long i = 0; i < run->conns; i++)
         if (!conns[i].failed && conns[i].echoes == 0)
             r.stalled++;
+    r.conn_min_rate = -1;
+    for (long i = 0; i < run->conns; i++) {
+        double rate = r.seconds > 0 ? (double)conns[i].served / r.seconds : 0.0;
+        double p50 = (double)bench_conn_median(&conns[i]) / 1000.0;
+        r.served += conns[i].served > 0;
+        if (r.conn_min_rate < 0 || rate < r.conn_min_rate)
+            r.conn_min_rate = rate;
+        if (rate > r.conn_max_rate)
+            r.conn_max_rate = rate;
+        if (p50 > r.worst_conn_p50)
+            r.worst_conn_p50 = p50;
+    }
     if (clock->cpu_marked) {
         r.cpu_seconds = cpu_seconds() - clock->cpu_at_measure;
         uint64_t echoes = run->echoes - clock->echoes_at_measure;
@@ -292,6 +310,9 @@ static void print_json(const struct bench_config *cfg, const struct bench_run *r
            r->p99, r->p999, r->max, r->mean, run->errors, run->mismatches, r->stalled,
            (unsigned long long)run->unanswered, cfg->warmup,
            r->cpu_seconds, r->cpu_us_per_msg);
+    printf(",\"conns_served\":%ld,\"conn_min_msgs_per_sec\":%.1f,\"conn_max_msgs_per_sec\":%.1f,"
+           "\"worst_conn_p50_us\":%.1f",
+           r->served, r->conn_min_rate, r->conn_max_rate, r->worst_conn_p50);
     if (run->open_loop)
         printf(",\"rate_requested\":%.1f,\"rate_achieved\":%.1f", cfg->rate, r->msgs_per_sec);
     printf("}\n");
@@ -313,6 +334,9 @@ static void print_summary(const struct bench_config *cfg, const struct bench_run
            r->p99, r->p999, r->max, r->mean);
     printf("  problems  errors %lu, mismatches %lu, stalled %lu%s\n", run->errors, run->mismatches, r->stalled,
            r->stalled ? " (connections that never got an echo)" : "");
+    printf("  fairness  %ld of %ld connections served; per connection %.1f to %.1f msgs/s; "
+           "slowest median %.1f us\n",
+           r->served, cfg->conns, r->conn_min_rate, r->conn_max_rate, r->worst_conn_p50);
     if (run->unanswered)
         printf("  in flight %llu messages unanswered at the end, in the latencies with their wait so far\n",
                (unsigned long long)run->unanswered);

@@ -15,6 +15,11 @@
 /* Messages are windows into one pseudo-random pattern of this period. */
 enum { PATTERN_PERIOD = 64 * 1024 };
 
+/* Each connection's own latencies, coarsely: 4 buckets per power of two
+ * of nanoseconds (a median good to about 10 %), enough to name the
+ * connection a server served worst, at 640 bytes a connection. */
+enum { CONN_BUCKETS_PER_OCTAVE = 4, CONN_BUCKETS = 40 * CONN_BUCKETS_PER_OCTAVE };
+
 struct bench_run {
     long conns;
     size_t size;
@@ -62,6 +67,9 @@ struct bench_conn {
     uint64_t released; /* open loop: messages whose time has come */
     int64_t sent_at;   /* closed loop: when message next_recv began to leave */
     uint64_t echoes;   /* completed, warm-up included: 0 means stalled */
+    uint64_t served;   /* echoes counted in the measured window */
+    uint64_t measured; /* latencies recorded for it, unanswered ones included */
+    uint32_t latency[CONN_BUCKETS];
 };
 
 /* Starts a non-blocking connect and registers it with the run's epoll. */
@@ -77,6 +85,9 @@ void bench_conn_release(struct bench_conn *c);
  * that was due in the measured window (before end) and never came back, at
  * most limit of them. Returns how many. */
 uint64_t bench_conn_charge_unanswered(struct bench_conn *c, int64_t end, uint64_t limit);
+
+/* The median of this connection's recorded latencies (ns), 0 if none. */
+int64_t bench_conn_median(const struct bench_conn *c);
 
 /* Ends the connection at the end of the run (not a failure). */
 void bench_conn_close(struct bench_conn *c);

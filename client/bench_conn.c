@@ -148,12 +148,51 @@ static int64_t intended_send_time(const struct bench_conn *c, uint64_t seq)
     return run->schedule_start + (int64_t)((double)global * run->interval_ns);
 }
 
+static size_t conn_bucket_of(uint64_t ns)
+{
+    if (ns < 4)
+        return (size_t)ns;
+    int octave = 63 - __builtin_clzll(ns); /* ns is in [2^octave, 2^(octave+1)) */
+    size_t bucket = (size_t)octave * CONN_BUCKETS_PER_OCTAVE + ((ns >> (octave - 2)) & 3);
+    return bucket < CONN_BUCKETS ? bucket : CONN_BUCKETS - 1;
+}
+
+/* The middle of a bucket, in ns. */
+static int64_t conn_bucket_value(size_t bucket)
+{
+    if (bucket < 4)
+        return (int64_t)bucket;
+    size_t octave = bucket / CONN_BUCKETS_PER_OCTAVE;
+    uint64_t low = ((uint64_t)4 + bucket % CONN_BUCKETS_PER_OCTAVE) << (octave - 2);
+    return (int64_t)(low + ((uint64_t)1 << (octave - 2)) / 2);
+}
+
+/* Into the run's histogram and the connection's own. */
+static void record_latency(struct bench_conn *c, int64_t ns)
+{
+    histogram_record(&c->run->latency, (uint64_t)ns);
+    c->latency[conn_bucket_of((uint64_t)ns)]++;
+    c->measured++;
+}
+
+int64_t bench_conn_median(const struct bench_conn *c)
+{
+    uint64_t seen = 0;
+    for (size_t b = 0; b < CONN_BUCKETS && c->measured > 0; b++) {
+        seen += c->latency[b];
+        if (2 * seen >= c->measured)
+            return conn_bucket_value(b);
+    }
+    return 0;
+}
+
 static void message_echoed(struct bench_conn *c, int64_t now)
 {
     struct bench_run *run = c->run;
     int64_t intended = intended_send_time(c, c->next_recv);
     if (intended >= run->measure_from && now <= run->measure_until && run->measured < run->measure_target) {
-        histogram_record(&run->latency, (uint64_t)(now - intended));
+        record_latency(c, now - intended);
+        c->served++;
         run->measured++;
         run->last_measured_at = now;
     }
@@ -289,7 +328,7 @@ uint64_t bench_conn_charge_unanswered(struct bench_conn *c, int64_t end, uint64_
         int64_t intended = intended_send_time(c, seq);
         if (intended < run->measure_from || intended >= end)
             continue;
-        histogram_record(&run->latency, (uint64_t)(end - intended));
+        record_latency(c, end - intended);
         charged++;
     }
     return charged;

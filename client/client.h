@@ -2,6 +2,7 @@
  *
  *   client [HOST:]PORT          line mode (interactive.c)
  *   client bench [HOST:]PORT    the load generator (bench.c)
+ *   client hold -n N [HOST:]PORT   idle connections held open (bench_idle.c)
  */
 #ifndef IOMODELS_CLIENT_H
 #define IOMODELS_CLIENT_H
@@ -17,6 +18,10 @@ enum { CLIENT_IDLE_LIMIT_SECONDS = 5 };
 
 int interactive_main(int argc, char **argv);
 int bench_main(int argc, char **argv);
+int hold_main(int argc, char **argv);
+
+/* Raises RLIMIT_NOFILE for conns sockets and a few more, or exits saying why not. */
+void ensure_descriptors(long conns);
 
 void client_usage(FILE *out);
 

@@ -15,6 +15,7 @@ void client_usage(FILE *out)
             "usage: %s [HOST:]PORT\n"
             "       %s bench [HOST:]PORT -c CONNS -s BYTES (-d SECONDS | -n MESSAGES)\n"
             "              [--rate MSGS_PER_SEC] [--warmup SECONDS] [--json]\n"
+            "       %s hold -n N [HOST:]PORT\n"
             "\n"
             "The client of every echo server in the suite. HOST defaults to 127.0.0.1;\n"
             "an IPv6 address goes in brackets: [::1]:8000.\n"
@@ -35,7 +36,14 @@ void client_usage(FILE *out)
             "                          schedule; latency counts from when each message\n"
             "                          should have left\n"
             "      --warmup SECONDS    run this long before measuring (default 0.5)\n"
+
             "      --json              one JSON line instead of the summary\n"
+            "\n"
+            "hold: open N connections, each echoing one byte (so the server has\n"
+            "accepted it and watches it), then hold them silent until SIGINT, SIGTERM\n"
+            "or the end of standard input; prints \"holding H of N connections\" once\n"
+            "they are up (R refused, if the server closed some). compare.sh -i uses it\n"
+            "for the idle-connection curve.\n"
             "\n"
             "  -h, --help              show this help\n"
             "      --version           show the version\n"
@@ -45,7 +53,7 @@ void client_usage(FILE *out)
             "stalled, which alone is not a failure; a measured message still\n"
             "unanswered at the end is counted as unanswered and enters the\n"
             "latencies with the time it had waited.\n",
-            program_name(), program_name(), (int)CLIENT_IDLE_LIMIT_SECONDS);
+            program_name(), program_name(), program_name(), (int)CLIENT_IDLE_LIMIT_SECONDS);
 }
 
 void client_usage_error(const char *fmt, ...)
@@ -84,5 +92,7 @@ int main(int argc, char **argv)
     log_init(argv[0], LOG_EVENTS);
     if (argc >= 2 && strcmp(argv[1], "bench") == 0)
         return bench_main(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "hold") == 0)
+        return hold_main(argc - 1, argv + 1);
     return interactive_main(argc, argv);
 }
