@@ -7,6 +7,13 @@
  *
  * Every line is formatted in memory and written with a single write(2), so
  * lines from forked children and threads never interleave mid-line.
+ *
+ * No line ever makes a server wait. stderr may be a pipe or a terminal that
+ * nobody drains; a blocking write there would stop the whole event loop,
+ * the very blocking the suite teaches against. So a line stderr cannot
+ * take at once is dropped and counted, and the summary says how many.
+ * Only the last lines (die's message, the summary) wait for room, for a
+ * second at most. A regular file takes every line.
  */
 #ifndef IOMODELS_LOG_H
 #define IOMODELS_LOG_H
@@ -40,5 +47,12 @@ void warn_errno(const char *fmt, ...) PRINTF_LIKE(1, 2);
  * (log_verbose). The caller writes no newline. */
 void log_event(const char *fmt, ...) PRINTF_LIKE(1, 2);
 void log_verbose(const char *fmt, ...) PRINTF_LIKE(1, 2);
+
+/* "summary: MESSAGE" on stderr, always (also with -q), followed by
+ * ", N log lines dropped" when stderr could not take N lines. */
+void log_summary(const char *fmt, ...) PRINTF_LIKE(1, 2);
+
+/* Lines dropped so far, by this process and its forked children. */
+unsigned long log_lines_dropped(void);
 
 #endif

@@ -37,10 +37,6 @@ void stats_bytes_echoed(struct server_stats *stats, size_t bytes)
 
 void stats_print_summary(const struct server_stats *stats)
 {
-    char line[160];
-    int n = snprintf(line, sizeof line, "summary: %lu connections, %lu messages, %lu bytes echoed\n",
-                     atomic_load(&stats->connections), atomic_load(&stats->messages),
-                     atomic_load(&stats->bytes));
-    if (n > 0 && write(STDERR_FILENO, line, (size_t)n) < 0)
-        return; /* nowhere left to report it */
+    log_summary("%lu connections, %lu messages, %lu bytes echoed", atomic_load(&stats->connections),
+                atomic_load(&stats->messages), atomic_load(&stats->bytes));
 }

@@ -27,7 +27,7 @@ void stats_message_received(struct server_stats *stats, int fd, size_t bytes);
 void stats_bytes_echoed(struct server_stats *stats, size_t bytes);
 
 /* "summary: 3 connections, 12 messages, 768 bytes echoed" on stderr, always
- * (also with -q). */
+ * (also with -q), and how many log lines were dropped if any (log_summary). */
 void stats_print_summary(const struct server_stats *stats);
 
 #endif

@@ -265,11 +265,8 @@ static void stop(struct ftp_server *server)
 
 static void print_summary(const struct server_stats *stats)
 {
-    char line[200];
-    int n = snprintf(line, sizeof line, "summary: %lu connections, %lu commands, %lu bytes transferred\n",
-                     atomic_load(&stats->connections), atomic_load(&stats->messages), atomic_load(&stats->bytes));
-    if (n > 0 && write(STDERR_FILENO, line, (size_t)n) < 0)
-        return; /* nowhere left to report it */
+    log_summary("%lu connections, %lu commands, %lu bytes transferred", atomic_load(&stats->connections),
+                atomic_load(&stats->messages), atomic_load(&stats->bytes));
 }
 
 int main(int argc, char **argv)

@@ -6,10 +6,15 @@ SIGINT stop a server with its summary.
 Each property below becomes one test per variant, test_<property>__<variant>
 (harness.per_variant), so a failure names both.
 """
+import fcntl
+import os
 import re
 import signal
 import socket
 import subprocess
+import tempfile
+import threading
+import time
 
 import harness
 from harness import echo_roundtrip, payload, per_variant
@@ -220,6 +225,117 @@ def sigint_summary(variant):
     stop_with_summary(variant, signal.SIGINT)
 
 
+class StderrPipe:
+    """A server whose stderr is a one-page pipe that the test reads only
+    when it chooses: a terminal or pipe nobody drains."""
+
+    def __init__(self, argv):
+        self.read_fd, write_fd = os.pipe()
+        fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, 4096)  # the smallest: fills after a few dozen lines
+        env = dict(os.environ, ASAN_OPTIONS="abort_on_error=0:detect_leaks=1")
+        self.proc = subprocess.Popen(argv + ["-p", "0"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=write_fd, env=env)
+        os.close(write_fd)
+        line = self.proc.stdout.readline().decode(errors="replace")  # bounded by the test's time limit
+        assert line.startswith("listening on "), "not ready: %r" % line
+        self.port = harness.parse_address(line[len("listening on "):].strip())[1]
+
+    def drain(self):
+        """Everything written to the pipe, up to the server's exit."""
+        chunks = []
+        while True:
+            chunk = os.read(self.read_fd, 65536)
+            if not chunk:
+                return b"".join(chunks).decode(errors="replace")
+            chunks.append(chunk)
+
+    def stop_and_drain(self, seconds):
+        """SIGTERM, then read stderr while the server exits; fails if it
+        takes longer than seconds. Returns the log."""
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        text = []
+        reader = threading.Thread(target=lambda: text.append(self.drain()), daemon=True)
+        reader.start()
+        try:
+            status = self.proc.wait(timeout=harness.slow(seconds))
+        except subprocess.TimeoutExpired:
+            raise AssertionError("still running %.0f s after SIGTERM" % harness.slow(seconds)) from None
+        reader.join(harness.slow(10))
+        assert status == 0, "exit status %d after SIGTERM" % status
+        assert text, "stderr still open after the exit"
+        return text[0], time.monotonic() - started
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc.stdout.close()
+        os.close(self.read_fd)
+
+
+def assert_keeps_serving(argv, one_session, sessions=300):
+    """The server logs more than its stderr pipe holds: every session is
+    still served, SIGTERM still stops it at once, and the summary says how
+    many lines were dropped."""
+    srv = StderrPipe(argv)
+    try:
+        for i in range(sessions):
+            with harness.connect(srv.port) as sock:
+                one_session(sock, i)
+        text, took = srv.stop_and_drain(seconds=3)
+    finally:
+        srv.close()
+    for mark in harness.SANITIZER_MARKS:
+        assert mark not in text, "sanitizer report: %s" % text[text.index(mark):][:1500]
+    m = re.search(r"^summary: .*, (\d+) log lines dropped$", text, re.M)
+    assert m and int(m.group(1)) > 0, "no count of dropped lines in the summary: %r" % text[-300:]
+
+
+def echo_one(sock, i):
+    message = b"message %d\n" % i
+    sock.sendall(message)
+    assert harness.recv_exactly(sock, len(message), timeout=5) == message
+
+
+def log_never_blocks(variant):
+    """With -v and a stderr pipe nobody reads, a blocking write of a log
+    line would stop the server for every client: lines that do not fit
+    are dropped and counted instead."""
+    assert_keeps_serving([harness.binary(variant.program)] + variant.args + ["-v"], echo_one)
+
+
+def test_ftpd_log_never_blocks():
+    """ftpd with -v and a stderr pipe nobody reads: every session still
+    gets its greeting and its goodbye."""
+
+    def greet_and_quit(sock, i):
+        assert sock.recv(1024).startswith(b"220"), "no greeting in session %d" % i
+        sock.sendall(b"QUIT\r\n")
+        assert harness.recv_exactly(sock, 3, timeout=5) == b"221"
+
+    with tempfile.TemporaryDirectory(prefix="iomodels-ftp-") as root:
+        assert_keeps_serving([harness.binary("ftpd"), "-v", "--root", root], greet_and_quit)
+
+
+def test_stop_with_stderr_never_read():
+    """A full stderr that is never read: SIGTERM stops the server within
+    the second its summary may wait for room."""
+    for argv in (["server-multiplexing"], ["server-blocking"], ["server-nonblocking", "--wait", "sigio"]):
+        srv = StderrPipe([harness.binary(argv[0])] + argv[1:] + ["-v"])
+        try:
+            for i in range(100):
+                with harness.connect(srv.port) as sock:
+                    echo_one(sock, i)
+            srv.proc.send_signal(signal.SIGTERM)
+            try:
+                srv.proc.wait(timeout=harness.slow(3))
+            except subprocess.TimeoutExpired:
+                raise AssertionError("%s: still running 3 s after SIGTERM" % argv[0]) from None
+        finally:
+            srv.close()
+
+
 per_variant(globals(), usage_errors, time_limit=30)
 per_variant(globals(), usage_states_defaults, time_limit=30)
 per_variant(globals(), help_and_version, time_limit=30)
@@ -228,5 +344,6 @@ per_variant(globals(), ipv6_loopback, time_limit=30)
 per_variant(globals(), event_log, time_limit=30)
 per_variant(globals(), quiet_log, time_limit=30)
 per_variant(globals(), verbose_log, time_limit=30)
+per_variant(globals(), log_never_blocks, time_limit=60)
 per_variant(globals(), sigterm_summary, time_limit=30)
 per_variant(globals(), sigint_summary, time_limit=30)
