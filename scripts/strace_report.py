@@ -309,12 +309,15 @@ MESSAGES = {
     "note_not_socket": ("'(not a socket)': reads and writes of files and pipes (the loader reading the C library "
                         "at start, the server's log on stderr), not part of the echo.",
                         "'(not a socket)'：对文件和管道的读写（启动时加载器读取 C 库，服务器写到 stderr 的日志），不属于回显。"),
-    "note_restart": ("ERESTARTSYS, ERESTARTNOHAND: a signal interrupted the call; strace shows the kernel's own "
-                     "code. ERESTARTSYS is restarted if the handler has SA_RESTART, otherwise the process sees EINTR; "
-                     "ERESTARTNOHAND becomes EINTR when a handler ran (sigsuspend always ends that way).",
-                     "ERESTARTSYS、ERESTARTNOHAND：调用被信号打断，strace 显示的是内核内部的返回码。ERESTARTSYS 在处理函数"
-                     "设置了 SA_RESTART 时自动重启，否则进程看到 EINTR；ERESTARTNOHAND 在有处理函数运行时变成 EINTR"
-                     "（sigsuspend 总是这样返回）。"),
+    "note_restart": ("ERESTARTSYS, ERESTARTNOHAND, ERESTART_RESTARTBLOCK: a signal interrupted the call; strace "
+                     "shows the kernel's own code, never seen by the process. ERESTARTSYS: the call is made again if "
+                     "no handler ran or the handler has SA_RESTART, otherwise the process sees EINTR. ERESTARTNOHAND: "
+                     "made again only if no handler ran, else EINTR (sigsuspend always ends that way). "
+                     "ERESTART_RESTARTBLOCK: a sleep resumed for the time left.",
+                     "ERESTARTSYS、ERESTARTNOHAND、ERESTART_RESTARTBLOCK：调用被信号打断，strace 显示的是内核内部的返回码，"
+                     "进程本身看不到。ERESTARTSYS：没有处理函数运行、或处理函数设置了 SA_RESTART 时，调用会重新发起，"
+                     "否则进程看到 EINTR。ERESTARTNOHAND：只有没有处理函数运行时才重新发起，否则是 EINTR"
+                     "（sigsuspend 总是这样返回）。ERESTART_RESTARTBLOCK：休眠按剩余时间继续。"),
     "note_uring_enter": ("io_uring_enter(fd, to_submit, min_complete, flags, ...) returns how many submission "
                          "entries it consumed, not bytes; min_complete 1 with GETEVENTS means it may sleep until a "
                          "completion arrives.",
@@ -415,11 +418,11 @@ MESSAGES = {
              "读到 EAGAIN 是本服务器的选择，因为它的缓冲区可能在套接字读空之前就满了。）"),
     "edge_undrained": ("It is edge-triggered (EPOLLET), yet {n} time{n:s} a read returned a full buffer and the "
                        "handler went back to {wait} without reading that socket again: the kernel reports a socket "
-                       "again only when new data arrives, so the bytes left in its buffer are never announced, and "
+                       "again only when new data arrives (or epoll_ctl re-arms it), so the bytes left in its buffer are never announced, and "
                        "a connection whose peer waits for them stalls. A level-triggered loop would report them at "
                        "the next wait.",
                        "它是边缘触发（EPOLLET），但有 {n} 次 read 读满了缓冲区，处理函数却没有再读这个套接字就回到了 "
-                       "{wait}：只有新数据到达时内核才会再次报告该套接字，所以留在缓冲区里的字节再也不会被通知，"
+                       "{wait}：只有新数据到达（或 epoll_ctl 重新设置）时内核才会再次报告该套接字，所以留在缓冲区里的字节再也不会被通知，"
                        "等着这些数据的连接就停住了。水平触发的循环会在下一次等待时再报告它们。"),
     "naps": ("Its naps are waiting for time, not for data: it sleeps a fixed time between sweeps whether anything "
              "came or not.",

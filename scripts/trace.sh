@@ -26,7 +26,8 @@
 # spells it, then any options it adds and the scenario if not the default
 # (trace-async-posix-aio, trace-multiplexing-epoll-edge-read-once-burst):
 #   NAME.strace  the raw trace          NAME.txt   the report printed here
-#   NAME.svg     the timeline           NAME.json  the report's numbers
+#   NAME.svg     the timeline           NAME.json  the report's numbers (fields:
+#                                                  strace_report.py's header)
 #   NAME.events  the scenario's events  NAME.log   the server's stderr
 # Only these six files are written: a run replaces the files of an earlier
 # run of the same variant and scenario, and nothing else in DIR.

@@ -14,6 +14,7 @@ import os
 import pathlib
 import re
 import shutil
+import string
 import subprocess
 import sys
 import tempfile
@@ -235,7 +236,8 @@ test_compare_writes_a_row_for_every_variant.time_limit = 120
 
 
 def test_scripts_refuse_bad_arguments():
-    for argv in (["trace.sh", "teleport"], ["trace.sh"], ["compare.sh", "-c", "many"], ["compare.sh", "-x"]):
+    for argv in (["trace.sh", "teleport"], ["trace.sh"], ["trace.sh", "multiplexing-kqueue"],
+                 ["trace.sh", "-s", "storm", "blocking-iterative"], ["compare.sh", "-c", "many"], ["compare.sh", "-x"]):
         proc = subprocess.run([str(SCRIPTS / argv[0])] + argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, env=script_env(), timeout=10)
         assert proc.returncode == 2, "%s: exit %d" % (argv, proc.returncode)
@@ -578,3 +580,13 @@ def test_trace_edge_triggered_read_once_stalls_and_level_does_not():
         assert "all_back" in keys and "stalled" not in keys and "edge_undrained" not in keys, numbers["verdict"]
         assert numbers["lang"] == "zh" and "结论：" in text and "全部 1048576 字节" in numbers["verdict"], text[-600:]
 test_trace_edge_triggered_read_once_stalls_and_level_does_not.time_limit = 90
+
+
+def test_strace_report_messages_take_the_same_figures_in_both_languages():
+    """Every message's English and Chinese templates use the same parameters."""
+    for key, pair in strace_report.MESSAGES.items():
+        if key == "columns":
+            assert len(pair[0]) == len(pair[1])
+            continue
+        fields = [{name for _, name, _, _ in string.Formatter().parse(text) if name} for text in pair]
+        assert fields[0] == fields[1], "%s: %s against %s" % (key, sorted(fields[0]), sorted(fields[1]))
