@@ -11,7 +11,8 @@ unmarked blocks whose every line starts with one of the suite's commands.
 They run from the repository's root, loopback only, with these rewrites
 and no others:
   - a server gets a port from the kernel (`-p 0`) and is stopped by PID when
-    the page's next server of its kind starts or the page ends; clients and
+    the page's next server of its kind starts, at `kill %1`, or when the
+    page ends; clients and
     curl talk to that port where the page says 8000 or 2121;
   - `-r /tmp` and other /tmp paths become a private directory;
   - durations shrink (`-d N` becomes 0.2 s, TRACE_SCALE=0.2), scripts write
@@ -179,7 +180,7 @@ def test_every_relative_link_resolves():
 
 # ------------------------------------------------------------- commands --
 
-COMMAND_WORDS = ("bin/", "scripts/", "make", "curl", "strace", "printf", "python3", "tests/")
+COMMAND_WORDS = ("bin/", "scripts/", "make", "curl", "strace", "printf", "python3", "tests/", "kill", "cat ")
 
 # Lines that cannot run in a test, each with its reason.
 NOT_RUN = [
@@ -231,6 +232,7 @@ class Page:
     def __init__(self, tmp):
         self.tmp = tmp
         self.servers = {}
+        self.last = None
 
     def rewrite(self, line):
         line = re.sub(r"(?<![\w/.])bin/", str(harness.BIN_DIR) + "/", line)
@@ -263,6 +265,7 @@ class Page:
             stop_process(proc)
             raise AssertionError("%s: %r printed %r, not 'listening on ADDR:PORT'" % (where, line, first))
         self.servers[kind] = (proc, int(m.group(2)), where)
+        self.last = kind
 
     def stop(self, kind, where):
         entry = self.servers.pop(kind, None)
@@ -345,6 +348,12 @@ def test_every_printed_command_works():
                         other.close()
                     pages.clear()
                     state = pages[page] = Page(pathlib.Path(tmp))
+                if re.match(r"kill %\d+(;\s*wait)?$", line):
+                    # the page's job control: stop the server it started last
+                    assert state.servers, "%s: no server to stop" % where
+                    state.stop(state.last, where)
+                    ran += 1
+                    continue
                 if is_server(line) and (line.endswith("&") or not re.search(r"\|\s*|&&", line)) \
                         and not re.search(r"\bbin/client\b", line):
                     state.start_server(line, where)
