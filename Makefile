@@ -43,7 +43,7 @@ SHIMS      := $(patsubst tests/shims/%.c,$(BUILD)/shims/%.so,$(wildcard tests/sh
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-.PHONY: all test check demo clean
+.PHONY: all test check demo clean grade-ftp
 all: $(TARGETS) $(UNIT_TESTS) $(SHIMS)
 
 define link_rule
@@ -74,6 +74,13 @@ check:
 
 demo: all
 	scripts/demo.sh
+
+# make grade-ftp FTPD='python3 my_ftpd.py --port {port} --root {root}': the
+# FTP checks against a server in any language ({port} becomes 0, {root} the
+# directory to serve; without them -p 0 and -r DIR are appended; the server
+# prints "listening on HOST:PORT"). Without FTPD it grades bin/ftpd.
+grade-ftp: $(if $(FTPD),,all)
+	$(PYTHON) tests/grade_ftp.py "$${FTPD:-$(BIN)/ftpd}"
 
 clean:
 	rm -rf $(BUILD) $(BIN) results

@@ -14,10 +14,12 @@ import os
 import random
 import re
 import resource
+import shlex
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -1137,3 +1139,60 @@ def test_synch_reaches_a_session_whose_input_is_full():
         data.close()
         assert c.command("NOOP")[0] == 200
         c.close()
+
+
+# -- the grader: make grade-ftp ---------------------------------------------------------
+
+GRADER = str(harness.ROOT / "tests" / "grade_ftp.py")
+MODEL_SERVER = "%s %s --port {port} --root {root}" % (
+    shlex.quote(sys.executable), shlex.quote(str(harness.ROOT / "tests" / "broken" / "ftp_server.py")))
+
+
+def grade_ftp(command):
+    """Runs the FTP grader on command: (exit status, {check: (status, reason)}, output)."""
+    result = subprocess.run([sys.executable, GRADER, command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, timeout=slow(300))
+    lines = {}
+    for line in result.stdout.splitlines():
+        m = re.match(r"^(PASS|FAIL|N/A)\s+([\w-]+)(?:: (.*))?$", line)
+        if m:
+            lines[m.group(2)] = (m.group(1), m.group(3) or "")
+    assert re.search(r"^summary: \d+ of \d+ applicable checks passed", result.stdout, re.M), result.stdout
+    return result.returncode, lines, result.stdout
+
+
+def test_grade_ftp_passes_bin_ftpd_and_the_model_server():
+    """The grader passes the reference server (given without {port} and
+    {root}: it appends -p 0 and -r DIR) and the small Python model server
+    (given with them), every check PASS or, for curl when missing, N/A."""
+    for command in (harness.binary("ftpd"), MODEL_SERVER):
+        status, lines, out = grade_ftp(command)
+        assert status == 0, out
+        assert len(lines) == 17 and all(s == "PASS" or (s == "N/A" and n == "curl") for n, (s, _) in lines.items()), out
+
+
+def broken_model_fails(bug, check, reason):
+    """The model server with --bug fails exactly check, for reason."""
+    status, lines, out = grade_ftp(MODEL_SERVER + " --bug " + bug)
+    assert status == 1, out
+    failed = {name: why for name, (s, why) in lines.items() if s == "FAIL"}
+    assert list(failed) == [check] and reason in failed[check], out
+
+
+def test_grade_ftp_fails_a_server_that_blocks_on_a_download():
+    broken_model_fails("blocking-retr", "stalled-reader", "while one did not read")
+
+
+def test_grade_ftp_fails_a_server_that_lets_paths_escape():
+    broken_model_fails("escape", "confinement", "sent a file from outside the root")
+
+
+def test_grade_ftp_fails_a_server_that_does_not_assemble_lines():
+    broken_model_fails("no-lines", "command-lines", "split in two segments")
+
+
+def test_grade_ftp_reports_a_server_that_does_not_start():
+    """A command that cannot run, or exits at once, fails every check with
+    that reason and exit status 1; it is never a pass."""
+    status, lines, out = grade_ftp("/no/such/server {port} {root}")
+    assert status == 1 and lines and all(s == "FAIL" and "cannot run" in why for s, why in lines.values()), out
