@@ -1,6 +1,7 @@
 # iomodels: `make` builds bin/, `make test` runs the tests, `make check`
 # runs them again on an AddressSanitizer + UndefinedBehaviorSanitizer build,
-# `make demo` is the classroom tour.
+# `make demo` is the classroom tour, `make install` (PREFIX, DESTDIR) and
+# `make uninstall` put the programs and scripts in place and take them away.
 
 CC      ?= cc
 BUILD   ?= build
@@ -43,7 +44,7 @@ SHIMS      := $(patsubst tests/shims/%.c,$(BUILD)/shims/%.so,$(wildcard tests/sh
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-.PHONY: all test check demo clean grade-ftp
+.PHONY: all test check demo clean grade-ftp install uninstall
 all: $(TARGETS) $(UNIT_TESTS) $(SHIMS)
 
 define link_rule
@@ -84,5 +85,29 @@ grade-ftp: $(if $(FTPD),,all)
 
 clean:
 	rm -rf $(BUILD) $(BIN) results
+
+# `make install PREFIX=/usr/local DESTDIR=`: the six programs in PREFIX/bin,
+# beside them `iomodels` (scripts/iomodels.sh) that runs the scripts; the
+# scripts with what they read (their helpers, variants.txt, the variants
+# that are scripts) in PREFIX/share/iomodels, laid out as in the source
+# tree, where share/iomodels/bin links to ../../bin so that every script
+# finds the programs as it does here. `make uninstall` removes all of it.
+PREFIX  ?= /usr/local
+DATADIR  = $(PREFIX)/share/iomodels
+SCRIPTS := $(filter-out scripts/iomodels.sh,$(wildcard scripts/*.sh scripts/*.py)) scripts/variants.txt
+SCRIPT_VARIANTS := $(shell awk '!/^\#/ && $$3 ~ /\// {print $$3}' scripts/variants.txt)
+
+install: $(TARGETS)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(DATADIR)/scripts
+	install -m 755 $(TARGETS) $(DESTDIR)$(PREFIX)/bin
+	install -m 755 scripts/iomodels.sh $(DESTDIR)$(PREFIX)/bin/iomodels
+	for f in $(SCRIPTS) $(SCRIPT_VARIANTS); do \
+	    install -D -m $$(if [ -x $$f ]; then echo 755; else echo 644; fi) $$f $(DESTDIR)$(DATADIR)/$$f || exit 1; \
+	done
+	ln -sfn ../../bin $(DESTDIR)$(DATADIR)/bin
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(PROGRAMS) iomodels)
+	rm -rf $(DESTDIR)$(DATADIR)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
