@@ -29,6 +29,9 @@ struct uring_options {
     enum ring_task_run task_run;
     bool sqpoll;  /* a kernel thread polls the submission queue */
     bool oneshot; /* no multishot and no buffer ring, as kernels before 5.19 must */
+    bool oneshot_recv;      /* the buffer ring, but one recv per message */
+    bool registered_ring;   /* io_uring_enter names the ring by its registered index */
+    unsigned wait_batch_us; /* batched completion waits, bounded by this; 0: off */
 };
 
 struct uring_server;

@@ -19,16 +19,55 @@ static int io_uring_setup(unsigned entries, struct io_uring_params *params)
 /* The kernel's sigset is _NSIG bits, not glibc's larger sigset_t. */
 enum { KERNEL_SIGSET_BYTES = _NSIG / 8 };
 
-static int io_uring_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags, const sigset_t *mask)
+static int io_uring_enter(const struct ring *ring, unsigned to_submit, unsigned min_complete, unsigned flags,
+                          const sigset_t *mask)
 {
-    return (int)syscall(__NR_io_uring_enter, fd, to_submit, min_complete, flags, mask,
+    return (int)syscall(__NR_io_uring_enter, ring->enter_fd, to_submit, min_complete, flags | ring->enter_flags, mask,
                         mask ? KERNEL_SIGSET_BYTES : 0);
+}
+
+/* The argument of a wait with IORING_ENTER_EXT_ARG, laid out as the
+ * kernel's struct io_uring_getevents_arg; headers before 6.12 call
+ * min_wait_usec "pad". */
+struct wait_arg {
+    uint64_t sigmask;
+    uint32_t sigmask_sz;
+    uint32_t min_wait_usec;
+    uint64_t ts;
+};
+
+/* With a minimum wait the kernel also needs an overall timeout, or it
+ * returns when the minimum has passed even with nothing to report: an idle
+ * server would wake every few microseconds. This one only bounds a sleep. */
+enum { IDLE_WAIT_SECONDS = 60 };
+
+static int io_uring_enter_batched(const struct ring *ring, unsigned to_submit, unsigned min_complete,
+                                  unsigned flags, const sigset_t *mask)
+{
+    struct __kernel_timespec idle = {.tv_sec = IDLE_WAIT_SECONDS};
+    struct wait_arg arg = {.sigmask = (uintptr_t)mask, .sigmask_sz = mask ? KERNEL_SIGSET_BYTES : 0,
+                           .min_wait_usec = ring->min_wait_usec, .ts = (uintptr_t)&idle};
+    int rc = (int)syscall(__NR_io_uring_enter, ring->enter_fd, to_submit, min_complete,
+                          flags | ring->enter_flags | IORING_ENTER_EXT_ARG, &arg, sizeof arg);
+    if (rc < 0 && errno == ETIME)
+        return 0; /* the timeout ended the wait: not an error */
+    return rc;
 }
 
 int ring_register(struct ring *ring, unsigned opcode, void *arg, unsigned nr_args)
 {
     if (syscall(__NR_io_uring_register, ring->fd, opcode, arg, nr_args) < 0)
         return -errno;
+    return 0;
+}
+
+int ring_register_fd(struct ring *ring)
+{
+    struct io_uring_rsrc_update update = {.offset = -1U, .data = (uint64_t)ring->fd};
+    if (syscall(__NR_io_uring_register, ring->fd, IORING_REGISTER_RING_FDS, &update, 1) != 1)
+        return errno ? -errno : -EINVAL;
+    ring->enter_fd = (int)update.offset;
+    ring->enter_flags = IORING_ENTER_REGISTERED_RING;
     return 0;
 }
 
@@ -70,7 +109,7 @@ static int try_setup(struct ring *ring, const struct ring_config *config, const 
     int fd = io_uring_setup(config->sq_entries, p);
     if (fd < 0)
         return -errno;
-    ring->fd = fd;
+    ring->fd = ring->enter_fd = fd;
     ring->setup_flags = p->flags;
     ring->task_run = config->sqpoll ? "task running by the polling thread" : mode->name;
     return 0;
@@ -161,6 +200,13 @@ int ring_open(struct ring *ring, const struct ring_config *config)
 
 void ring_close(struct ring *ring)
 {
+    /* A registered ring descriptor holds a reference to the ring: drop it,
+     * or closing fd would not free the ring before the process exits. */
+    if (ring->enter_flags & IORING_ENTER_REGISTERED_RING) {
+        struct io_uring_rsrc_update update = {.offset = (uint32_t)ring->enter_fd};
+        if (syscall(__NR_io_uring_register, ring->fd, IORING_UNREGISTER_RING_FDS, &update, 1) != 1)
+            warn_errno("unregister the io_uring descriptor");
+    }
     if (ring->sqes != MAP_FAILED)
         munmap(ring->sqes, ring->sqes_len);
     if (ring->cq_map != MAP_FAILED && ring->cq_map != ring->sq_map)
@@ -238,9 +284,9 @@ static void make_room_in_sq(struct ring *ring)
     int rc;
     if (uses_sqpoll(ring)) {
         unsigned flags = IORING_ENTER_SQ_WAIT | (sq_thread_needs_wakeup(ring) ? IORING_ENTER_SQ_WAKEUP : 0);
-        rc = io_uring_enter(ring->fd, 0, 0, flags, NULL);
+        rc = io_uring_enter(ring, 0, 0, flags, NULL);
     } else {
-        rc = io_uring_enter(ring->fd, sq_unconsumed(ring), 0, 0, NULL);
+        rc = io_uring_enter(ring, sq_unconsumed(ring), 0, 0, NULL);
     }
     if (rc >= 0 || errno == EINTR)
         return;
@@ -279,9 +325,12 @@ int ring_submit_and_wait(struct ring *ring, unsigned wait_for, const sigset_t *w
         return 0; /* nothing to tell the kernel, nothing to wait for */
     if (!enough_ready)
         flags |= IORING_ENTER_GETEVENTS; /* also flushes overflowed completions into the CQ */
-    if (io_uring_enter(ring->fd, to_submit, enough_ready ? 0 : wait_for, flags, wait_mask) < 0)
-        return -errno;
-    return 0;
+    int rc;
+    if (!enough_ready && ring->min_wait_usec > 0)
+        rc = io_uring_enter_batched(ring, to_submit, wait_for, flags, wait_mask);
+    else
+        rc = io_uring_enter(ring, to_submit, enough_ready ? 0 : wait_for, flags, wait_mask);
+    return rc < 0 ? -errno : 0;
 }
 
 /* --- completing ---------------------------------------------------------- */

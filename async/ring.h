@@ -43,6 +43,14 @@ struct ring_config {
 
 struct ring {
     int fd;
+    /* What io_uring_enter is given: fd, or its index in the ring's table of
+     * registered ring descriptors with IORING_ENTER_REGISTERED_RING. */
+    int enter_fd;
+    unsigned enter_flags;
+    /* Batched waits: with a kernel that has IORING_FEAT_MIN_TIMEOUT (6.12),
+     * a wait for several completions returns after this many microseconds
+     * with what has come. 0: off. */
+    unsigned min_wait_usec;
     unsigned features;    /* IORING_FEAT_* the kernel offers */
     unsigned setup_flags; /* IORING_SETUP_* the kernel accepted */
     const char *task_run; /* which task-run mode was accepted, for the log */
@@ -87,7 +95,8 @@ void ring_close(struct ring *ring);
 struct io_uring_sqe *ring_get_sqe(struct ring *ring);
 
 /* Hands the filled SQEs to the kernel and waits until at least wait_for
- * completions are there (0: do not wait). wait_mask is the signal mask
+ * completions are there (0: do not wait), or, with min_wait_usec set, until
+ * that long has passed and at least one is there. wait_mask is the signal mask
  * during the wait, so a stop signal blocked elsewhere can interrupt it.
  * Returns 0, -EINTR (a signal came), -EBUSY (reap completions, then call
  * again), or another -errno from io_uring_enter. */
@@ -104,5 +113,10 @@ unsigned ring_cq_dropped(const struct ring *ring);
 
 /* io_uring_register(2): returns 0 or -errno. */
 int ring_register(struct ring *ring, unsigned opcode, void *arg, unsigned nr_args);
+
+/* Registers the ring's own descriptor (IORING_REGISTER_RING_FDS, 5.18), so
+ * each io_uring_enter skips looking the descriptor up. Returns 0, or
+ * -errno (EINVAL: this kernel cannot), and the ring is used as before. */
+int ring_register_fd(struct ring *ring);
 
 #endif

@@ -37,14 +37,20 @@ static const char *const task_run_names[] = {"auto", "deferred", "cooperative", 
 static const char SUMMARY[] = "An echo server in the async model: the kernel does the IO and reports each "
                               "completion (io_uring, or POSIX AIO with a real-time signal).";
 
+static const char *const on_off[] = {"on", "off", NULL};
+enum { ON, OFF };
+
 struct choices {
     int engine;
     int task_run;
     bool sqpoll;
     bool oneshot;
+    bool oneshot_recv;
+    int registered_ring;
+    long wait_batch_us;
 };
 
-enum { MODEL_OPTIONS = 4 };
+enum { MODEL_OPTIONS = 7, MAX_WAIT_BATCH_US = 10000 };
 
 static void describe_options(struct model_option table[MODEL_OPTIONS], struct choices *c)
 {
@@ -61,6 +67,17 @@ static void describe_options(struct model_option table[MODEL_OPTIONS], struct ch
         .name = "task-run", .kind = OPTION_CHOICE, .choices = task_run_names, .value = &c->task_run,
         .help = "io_uring: when the kernel finishes completions in our thread: deferred until we wait, at our "
                 "next system call, or interrupting us; auto takes the first this kernel accepts"};
+    table[4] = (struct model_option){
+        .name = "oneshot-recv", .kind = OPTION_FLAG, .value = &c->oneshot_recv,
+        .help = "io_uring: receive into the buffer ring, but one recv request per message (no multishot recv)"};
+    table[5] = (struct model_option){
+        .name = "registered-ring", .kind = OPTION_CHOICE, .choices = on_off, .value = &c->registered_ring,
+        .help = "io_uring: register the ring's own descriptor, so io_uring_enter need not look it up (5.18)"};
+    table[6] = (struct model_option){
+        .name = "wait-batch", .kind = OPTION_NUMBER, .metavar = "USEC", .min = 0, .max = MAX_WAIT_BATCH_US,
+        .value = &c->wait_batch_us,
+        .help = "io_uring: wait for a completion per client, returning with what has come after USEC "
+                "microseconds (6.12); 0: one completion at a time"};
 }
 
 static void parse_options(int argc, char **argv, struct server_options *common, struct choices *c)
@@ -72,8 +89,13 @@ static void parse_options(int argc, char **argv, struct server_options *common, 
     parse_server_options(argc, argv, SUMMARY, common, model, MODEL_OPTIONS);
 
     const char *conflict = NULL;
-    if (c->engine == ENGINE_POSIX_AIO && (c->sqpoll || c->oneshot || c->task_run != TASK_RUN_BEST))
-        conflict = "--sqpoll, --oneshot and --task-run apply to the uring engine only";
+    bool uring_options = c->sqpoll || c->oneshot || c->oneshot_recv || c->task_run != TASK_RUN_BEST ||
+                         c->registered_ring != ON || c->wait_batch_us != 0;
+    if (c->engine == ENGINE_POSIX_AIO && uring_options)
+        conflict = "--sqpoll, --oneshot, --oneshot-recv, --task-run, --registered-ring and --wait-batch apply to "
+                   "the uring engine only";
+    else if (c->sqpoll && c->wait_batch_us != 0)
+        conflict = "--wait-batch does not apply with --sqpoll (the polling thread submits, we only wait)";
     else if (c->sqpoll && c->task_run != TASK_RUN_BEST)
         conflict = "--task-run does not apply with --sqpoll (the polling thread runs the task work)";
     if (conflict)
@@ -177,8 +199,12 @@ int main(int argc, char **argv)
     char why[256] = "";
     struct uring_server *uring = NULL;
     if (c.engine != ENGINE_POSIX_AIO) {
-        struct uring_options options = {
-            .task_run = (enum ring_task_run)c.task_run, .sqpoll = c.sqpoll, .oneshot = c.oneshot};
+        struct uring_options options = {.task_run = (enum ring_task_run)c.task_run,
+                                        .sqpoll = c.sqpoll,
+                                        .oneshot = c.oneshot,
+                                        .oneshot_recv = c.oneshot_recv,
+                                        .registered_ring = c.registered_ring == ON,
+                                        .wait_batch_us = (unsigned)c.wait_batch_us};
         uring = try_uring(&setup, &options, why, sizeof why);
         if (!uring && c.engine == ENGINE_URING)
             die("io_uring is unavailable: %s", why);

@@ -70,6 +70,10 @@ enum {
     EPISODE_GAP_MS = 1000
 };
 
+#ifndef IORING_FEAT_MIN_TIMEOUT
+#define IORING_FEAT_MIN_TIMEOUT (1U << 15) /* Linux 6.12; older headers lack it */
+#endif
+
 /* --- what a request is: user_data ---------------------------------------- */
 
 enum request_kind { REQ_ACCEPT, REQ_ACCEPT_RETRY, REQ_RECV, REQ_SEND, REQ_CANCEL };
@@ -153,6 +157,8 @@ struct uring_server {
 
     bool cq_overflowing;
     unsigned dropped_reported;
+    bool batch_waits;         /* wait for many completions at once (--wait-batch) */
+    unsigned sends_this_turn; /* most complete inside the call that submits them */
 };
 
 /* --- submitting requests ------------------------------------------------- */
@@ -231,6 +237,7 @@ static void submit_send(struct uring_server *srv, struct connection *conn)
     sqe->len = (uint32_t)len;
     sqe->msg_flags = MSG_NOSIGNAL;
     sqe->user_data = request_id(conn->echo.fd, REQ_SEND);
+    srv->sends_this_turn++;
     conn->sending = true;
     conn->in_flight++;
 }
@@ -610,14 +617,30 @@ static void watch_completion_queue(struct uring_server *srv)
     }
 }
 
+/* How many completions the next wait asks for. One, normally. Batched
+ * (--wait-batch), one per client besides those of the sends submitted now
+ * (which mostly complete inside the very call that submits them, and would
+ * otherwise end its wait at once); the kernel returns earlier with what has
+ * come once the batch's time is up. */
+static unsigned completions_to_wait_for(struct uring_server *srv)
+{
+    unsigned sends = srv->sends_this_turn;
+    srv->sends_this_turn = 0;
+    if (!srv->batch_waits)
+        return 1;
+    unsigned clients = srv->clients > 0 ? (unsigned)srv->clients : 1;
+    unsigned want = sends + clients;
+    return want < srv->ring.cq_entries / 2 ? want : srv->ring.cq_entries / 2;
+}
+
 void uring_server_run(struct uring_server *srv, const sigset_t *wait_mask)
 {
     keep_accepting(srv);
     while (!stop_requested()) {
         /* The one system call per turn: submit what the last batch queued
-         * and wait for at least one completion. A stop signal ends the
-         * wait with -EINTR. -EBUSY: reap first, the next turn retries. */
-        int rc = ring_submit_and_wait(&srv->ring, 1, wait_mask);
+         * and wait for completions. A stop signal ends the wait with
+         * -EINTR. -EBUSY: reap first, the next turn retries. */
+        int rc = ring_submit_and_wait(&srv->ring, completions_to_wait_for(srv), wait_mask);
         if (rc == -EBADR)
             warn("io_uring_enter: completions were lost (%s)", strerror(EBADR));
         else if (rc < 0 && rc != -EINTR && rc != -EBUSY)
@@ -669,6 +692,22 @@ struct uring_server *uring_server_create(const struct engine_setup *setup, const
         die("out of memory for %ld connections", srv->capacity);
     buffer_pool_init(&srv->pool, POOLED_BUFFERS);
 
+    if (options->registered_ring) {
+        rc = ring_register_fd(&srv->ring);
+        if (rc < 0)
+            log_event("io_uring: cannot register the ring's descriptor (%s, Linux 5.18): each io_uring_enter "
+                      "looks it up",
+                      strerror(-rc));
+    }
+    if (options->wait_batch_us > 0 && !options->sqpoll) {
+        if (srv->ring.features & IORING_FEAT_MIN_TIMEOUT) {
+            srv->ring.min_wait_usec = options->wait_batch_us;
+            srv->batch_waits = true;
+        } else {
+            log_event("io_uring: this kernel has no minimum wait for completions (Linux 6.12): one at a time");
+        }
+    }
+
     srv->multishot_accept = !options->oneshot;
     srv->recv_mode = RECV_ONESHOT;
     if (!options->oneshot) {
@@ -679,7 +718,7 @@ struct uring_server *uring_server_create(const struct engine_setup *setup, const
         rc = buffer_ring_create(&srv->buffers, &srv->ring, BUFFER_GROUP, RING_WINDOW, count, RING_BUFFER_SIZE);
         if (rc == 0) {
             srv->have_buffer_ring = true;
-            srv->recv_mode = RECV_MULTISHOT_LIMITED;
+            srv->recv_mode = options->oneshot_recv ? RECV_ONESHOT : RECV_MULTISHOT_LIMITED;
         } else if (rc != -EINVAL) {
             warn("buffer ring: %s: each connection receives into its own buffer", strerror(-rc));
         }
@@ -695,8 +734,12 @@ void uring_server_describe(const struct uring_server *srv, char *out, size_t len
                  srv->recv_mode >= RECV_MULTISHOT ? "multishot" : "one-shot", RING_BUFFER_SIZE, RING_WINDOW, srv->buffers.count);
     else
         snprintf(receive, sizeof receive, "one-shot recv into each connection's %d-byte buffer", CONN_BUFFER_SIZE);
-    snprintf(out, len, "%s accept, %s, %s%s", srv->multishot_accept ? "multishot" : "one-shot", receive,
-             srv->ring.task_run, srv->ring.setup_flags & IORING_SETUP_SQPOLL ? ", submission queue polled" : "");
+    char batch[64] = "";
+    if (srv->batch_waits)
+        snprintf(batch, sizeof batch, ", completions waited for in batches (at most %u us)", srv->ring.min_wait_usec);
+    snprintf(out, len, "%s accept, %s, %s%s%s%s", srv->multishot_accept ? "multishot" : "one-shot", receive,
+             srv->ring.task_run, srv->ring.setup_flags & IORING_SETUP_SQPOLL ? ", submission queue polled" : "",
+             srv->ring.enter_flags & IORING_ENTER_REGISTERED_RING ? ", registered ring descriptor" : "", batch);
 }
 
 void uring_server_destroy(struct uring_server *srv)
