@@ -925,6 +925,27 @@ def test_out_of_descriptors_pauses_without_spinning_then_recovers():
         first.close()
 
 
+def test_out_of_descriptors_in_a_session_gets_transient_replies():
+    """A command that cannot open what it needs for want of a descriptor
+    is told to try again (451, or 425 for a data connection), never the
+    permanent 550 that says the file itself is the problem."""
+    with served_tree(files={"f.txt": b"x", "d/x": b"x"}) as (srv, root):
+        c = Control(srv)
+        limits = resource.prlimit(srv.proc.pid, resource.RLIMIT_NOFILE)
+        resource.prlimit(srv.proc.pid, resource.RLIMIT_NOFILE, (lowest_free_fd(srv.proc.pid), limits[1]))
+        try:
+            for command in ("SIZE f.txt", "MDTM f.txt", "CWD d", "MKD new", "DELE f.txt", "RNFR f.txt"):
+                code, text = c.command(command)
+                assert code == 451, (command, code, text)
+            code, text = c.command("EPSV")
+            assert code == 425, (code, text)
+        finally:
+            resource.prlimit(srv.proc.pid, resource.RLIMIT_NOFILE, limits)
+        assert c.command("SIZE f.txt")[0] == 213
+        assert sorted(os.listdir(root)) == ["d", "f.txt"]
+        c.close()
+
+
 def first_reply_code(sock, timeout=10):
     """The code of the first reply line on a fresh control connection."""
     sock.settimeout(slow(timeout))
