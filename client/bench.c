@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -210,6 +211,26 @@ static int64_t next_deadline(const struct bench_run *run, const struct run_clock
     return deadline;
 }
 
+/* Waits for sockets for wait_ns at most. epoll_pwait2 (Linux 5.11) takes
+ * the timeout in ns, which the open loop's schedule wants; on an older
+ * kernel it fails with ENOSYS, and the wait falls back to epoll_pwait,
+ * whose timeout is in ms: rounded up, so it never wakes before the
+ * deadline, and the schedule is kept to the millisecond. */
+static int wait_for_events(int epoll_fd, struct epoll_event *events, int64_t wait_ns, const sigset_t *wait_mask)
+{
+    static bool no_pwait2;
+    if (!no_pwait2) {
+        struct timespec timeout = {.tv_sec = wait_ns / NS_PER_SEC, .tv_nsec = wait_ns % NS_PER_SEC};
+        int n = epoll_pwait2(epoll_fd, events, MAX_EVENTS, &timeout, wait_mask);
+        if (n >= 0 || errno != ENOSYS)
+            return n;
+        no_pwait2 = true;
+        warn("epoll_pwait2: %s (it needs Linux 5.11): waiting in epoll_pwait, to the millisecond", strerror(ENOSYS));
+    }
+    int64_t ms = (wait_ns + 999999) / 1000000;
+    return epoll_pwait(epoll_fd, events, MAX_EVENTS, ms > INT_MAX ? INT_MAX : (int)ms, wait_mask);
+}
+
 /* Returns when the run ended. */
 static int64_t run_loop(struct bench_run *run, struct bench_conn *conns, struct run_clock *clock,
                         const sigset_t *wait_mask)
@@ -227,16 +248,14 @@ static int64_t run_loop(struct bench_run *run, struct bench_conn *conns, struct 
         if (run_is_over(run, clock, now))
             return now;
 
-        int64_t wait = next_deadline(run, clock) - now;
-        struct timespec timeout = {.tv_sec = wait / NS_PER_SEC, .tv_nsec = wait % NS_PER_SEC};
-        /* The only place the client blocks: waiting for sockets or the clock.
-         * epoll_pwait2 takes a timeout in ns, which the schedule needs; the
-         * stop signals get in only here, so Ctrl-C ends the run with a report. */
-        int n = epoll_pwait2(run->epoll_fd, events, MAX_EVENTS, &timeout, wait_mask);
+        /* The only place the client blocks: waiting for sockets or the
+         * clock. The stop signals get in only here, so Ctrl-C ends the run
+         * with a report. */
+        int n = wait_for_events(run->epoll_fd, events, next_deadline(run, clock) - now, wait_mask);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            die_errno("epoll_pwait2");
+            die_errno("epoll wait");
         }
         for (int i = 0; i < n; i++)
             bench_conn_on_event(events[i].data.ptr, events[i].events);
