@@ -188,6 +188,8 @@ NOT_RUN = [
                       "trace.sh and compare.sh, run here from their own lines"),
     (r"^make (test|check)\b", "the test suite itself, of which this test is a part"),
     (r"^make$", "the runner builds bin/ before any test"),
+    (r"\bmy_ftpd\.py\b", "grades a student's own server, which is not in the repository; the grader's "
+                          "own tests run it on tests/broken/ftp_server.py"),
     (r"(?<![\w./-])[A-Z]{3,}(?![\w.])|\[", "a synopsis with placeholders, not a command"),
 ]
 # Pages whose commands another test runs.
