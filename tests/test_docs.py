@@ -72,6 +72,18 @@ def strip_shell_comment(line):
     return "".join(out).rstrip()
 
 
+MONTHS = ("January February March April May June July August September October November December").split()
+
+
+def iso_dates(prose):
+    """'1 December 2026' and '2026 年 12 月 1 日' both become 2026-12-01, so a
+    date may be written the way each language writes it."""
+    prose = re.sub(r"\b(\d{1,2}) (%s) (\d{4})\b" % "|".join(MONTHS),
+                   lambda m: "%s-%02d-%02d" % (m.group(3), MONTHS.index(m.group(2)) + 1, int(m.group(1))), prose)
+    return re.sub(r"(\d{4}) ?年 ?(\d{1,2}) ?月 ?(\d{1,2}) ?日",
+                  lambda m: "%s-%02d-%02d" % (m.group(1), int(m.group(2)), int(m.group(3))), prose)
+
+
 def figures(text):
     """What must agree between the two languages: fenced blocks (shell
     blocks without their comments), inline code spans, and the numbers in
@@ -99,6 +111,7 @@ def figures(text):
     prose = re.sub(r"https?://\S+", " ", prose)
     prose = re.sub(r"^\s*\d+\.\s", " ", prose, flags=re.M)  # list numbering
     prose = re.sub(r"(?<=\d),(?=\d{3}\b)", "", prose)     # 45,000 is 45000
+    prose = iso_dates(prose)
     numbers = collections.Counter(re.findall(r"\d+(?:\.\d+)*", prose))
     return blocks, spans, numbers
 
@@ -144,6 +157,7 @@ def test_figures_catch_a_stale_number():
     assert figures(en) == figures("在 `-c 100` 时每条消息 6.6 us，45000 次调用。\n1. 第一\n2. 第二\n")
     assert figures(en)[2] != figures("在 `-c 100` 时每条消息 7.4 us，45000 次调用。\n")[2]
     assert figures(en)[1] != figures("在 `-c 一百` 时每条消息 6.6 us，45000 次调用。\n")[1]
+    assert figures("On 1 December 2026.")[2] == figures("2026 年 12 月 1 日。")[2] == figures("On 2026-12-01.")[2]
 
 
 # ---------------------------------------------------------------- links --
