@@ -6,9 +6,10 @@
  * how the ready set comes back; the echo server (server.c) and the FTP
  * server (../ftp) are written once against this interface.
  *
- * Which phase blocks: only the wait (select / poll / epoll_wait). By the time
- * a handler runs, its read or write finds the data already there, so the
- * call only copies it. */
+ * Which phase waits: the thread sleeps only in the wait (select / poll /
+ * epoll_wait), for every socket at once (phase 1). By the time a handler
+ * runs, its read or write finds the data already there and is held in the
+ * call only while the kernel copies it (phase 2). */
 #ifndef IOMODELS_LOOP_H
 #define IOMODELS_LOOP_H
 

@@ -1,7 +1,8 @@
 /* The multiplexing echo server: one thread waits for readiness on every
  * socket at once (select, poll or epoll, see loop.h), then serves whichever
- * are ready. No socket ever blocks it: the only phase that blocks is the
- * wait itself; a handler's read or write only copies bytes already there.
+ * are ready. The thread sleeps only in that wait, for data on every socket
+ * at once (phase 1); a handler's read or write finds the bytes there and is
+ * held in the call only while the kernel copies them (phase 2).
  *
  * Read it top to bottom: a connection's handler (pump the echo, then tell
  * the loop what the connection waits for next), the listener's handler

@@ -7,12 +7,13 @@
  * sweeps that found nothing to do. --wait decides what:
  *   spin   sweep again at once: quick to react, and a whole CPU while idle
  *   sleep  nanosleep --sleep-us: cheap while idle, up to that much late
- *   sigio  signal-driven IO (Stevens' fifth model): the kernel sends SIGIO
+ *   sigio  signal-driven IO (Stevens' fourth model): the kernel sends SIGIO
  *          when a socket changes, and the loop sleeps in sigsuspend until then
  *
- * Which phase blocks: none. Each read or write only copies what is already
- * there; the waiting has moved into the loop (spinning, sleeping, or
- * sigsuspend).
+ * Which phase waits: no call sleeps waiting for data (phase 1): a read that
+ * finds nothing says EAGAIN at once. The thread is still held in read
+ * while the kernel copies what is there (phase 2). The waiting for data
+ * has moved into the loop: spinning, sleeping, or sigsuspend.
  */
 #include "buffer.h"
 #include "clock.h"

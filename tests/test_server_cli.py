@@ -1,5 +1,5 @@
-"""The command line and the log of every echo server variant (issue 2: the
-contract every server shares): usage errors, --help and --version, the
+"""The command line and the log of every echo server variant (the contract
+every server shares): usage errors, --help and --version, the
 readiness line, IPv6, the event log at its three levels, and how SIGTERM and
 SIGINT stop a server with its summary.
 
