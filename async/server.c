@@ -186,9 +186,7 @@ int main(int argc, char **argv)
     sigset_t wait_mask;
     block_stop_signals(&wait_mask);
 
-    long fd_limit = raise_fd_limit(common.max_clients + SPARE_FDS);
-    if (fd_limit < 0)
-        die_errno("RLIMIT_NOFILE");
+    long fd_limit = reserve_descriptors(common.max_clients);
     struct engine_setup setup = {
         .listen_fd = listen_on(common.host, common.port, false),
         .max_clients = common.max_clients,

@@ -455,8 +455,7 @@ int main(int argc, char **argv)
                          &options, model, sizeof model / sizeof model[0]);
 
     install_stop_handlers();
-    if (raise_fd_limit(options.max_clients + SPARE_FDS) < 0)
-        warn_errno("raise the descriptor limit");
+    reserve_descriptors(options.max_clients);
     struct server_stats *stats = stats_create();
     struct listener listener = {.fd = listen_on(options.host, options.port, false)};
     announce_listening(listener.fd);

@@ -67,7 +67,7 @@ static double seconds_arg(const char *opt, const char *text, double min, double 
 
 static struct bench_config parse_bench_args(int argc, char **argv)
 {
-    enum { OPT_RATE = 256, OPT_WARMUP, OPT_JSON, OPT_VERSION };
+    enum { OPT_RATE = 256, OPT_WARMUP, OPT_JSON };
     static const struct option longopts[] = {
         {"conns", required_argument, NULL, 'c'},
         {"size", required_argument, NULL, 's'},
@@ -77,7 +77,7 @@ static struct bench_config parse_bench_args(int argc, char **argv)
         {"warmup", required_argument, NULL, OPT_WARMUP},
         {"json", no_argument, NULL, OPT_JSON},
         {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, OPT_VERSION},
+        {"version", no_argument, NULL, CLIENT_OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
     struct bench_config cfg = {.warmup = 0.5};
@@ -107,11 +107,8 @@ static struct bench_config parse_bench_args(int argc, char **argv)
             cfg.json = true;
             break;
         case 'h':
-            client_usage(stdout);
-            exit(0);
-        case OPT_VERSION:
-            printf("%s %s\n", program_name(), IOMODELS_VERSION);
-            exit(0);
+        case CLIENT_OPT_VERSION:
+            client_help_or_version(c);
         case ':':
             client_usage_error("option '%s' needs a value", argv[optind - 1]);
         default:

@@ -25,6 +25,12 @@ void ensure_descriptors(long conns);
 
 void client_usage(FILE *out);
 
+/* -h/--help and --version, the same in both modes: the usage or the
+ * version on stdout, exit 0. CLIENT_OPT_VERSION is getopt_long's value for
+ * --version. */
+enum { CLIENT_OPT_VERSION = 512 };
+noreturn void client_help_or_version(int option);
+
 /* "client: MESSAGE", a blank line and the usage on stderr, exit status 2. */
 noreturn void client_usage_error(const char *fmt, ...) PRINTF_LIKE(1, 2);
 

@@ -185,10 +185,9 @@ static int run_session(struct line_session *s)
 static void parse_line_mode_args(int argc, char **argv, char *host, size_t host_len, char *port,
                                  size_t port_len)
 {
-    enum { OPT_VERSION = 256 };
     static const struct option longopts[] = {
         {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, OPT_VERSION},
+        {"version", no_argument, NULL, CLIENT_OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
     opterr = 0;
@@ -196,11 +195,8 @@ static void parse_line_mode_args(int argc, char **argv, char *host, size_t host_
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case 'h':
-            client_usage(stdout);
-            exit(0);
-        case OPT_VERSION:
-            printf("%s %s\n", program_name(), IOMODELS_VERSION);
-            exit(0);
+        case CLIENT_OPT_VERSION:
+            client_help_or_version(c);
         default:
             client_usage_error("unknown option '%s'", argv[optind - 1]);
         }

@@ -56,6 +56,15 @@ void client_usage(FILE *out)
             program_name(), program_name(), program_name(), (int)CLIENT_IDLE_LIMIT_SECONDS);
 }
 
+void client_help_or_version(int option)
+{
+    if (option == CLIENT_OPT_VERSION)
+        printf("%s %s\n", program_name(), IOMODELS_VERSION);
+    else
+        client_usage(stdout);
+    exit(0);
+}
+
 void client_usage_error(const char *fmt, ...)
 {
     va_list ap;

@@ -163,68 +163,31 @@ static void emit(bool with_program, bool final, int saved_errno, const char *fmt
     send_line(line, len, final);
 }
 
-void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    emit(true, true, 0, fmt, ap);
-    va_end(ap);
-    exit(1);
-}
+/* The entry points differ only in what they hand to emit(): whether the
+ * line is shown at this level, the program prefix, whether it is a last
+ * line that may wait, strerror(errno). errno is read first and given back
+ * afterwards, so logging between a failed call and a look at its errno
+ * changes nothing. die and die_errno then exit(1). */
+#define LOG_FUNCTION(name, level, with_program, final, with_errno, then) \
+    void name(const char *fmt, ...)                                       \
+    {                                                                     \
+        int saved = errno;                                                \
+        if (log_enabled(level)) {                                         \
+            va_list ap;                                                   \
+            va_start(ap, fmt);                                            \
+            emit(with_program, final, with_errno ? saved : 0, fmt, ap);   \
+            va_end(ap);                                                   \
+        }                                                                 \
+        errno = saved;                                                    \
+        then;                                                             \
+    }
 
-void die_errno(const char *fmt, ...)
-{
-    int saved = errno;
-    va_list ap;
-    va_start(ap, fmt);
-    emit(true, true, saved, fmt, ap);
-    va_end(ap);
-    exit(1);
-}
-
-void warn(const char *fmt, ...)
-{
-    int saved = errno;
-    va_list ap;
-    va_start(ap, fmt);
-    emit(true, false, 0, fmt, ap);
-    va_end(ap);
-    errno = saved;
-}
-
-void warn_errno(const char *fmt, ...)
-{
-    int saved = errno;
-    va_list ap;
-    va_start(ap, fmt);
-    emit(true, false, saved, fmt, ap);
-    va_end(ap);
-    errno = saved;
-}
-
-void log_event(const char *fmt, ...)
-{
-    if (!log_enabled(LOG_EVENTS))
-        return;
-    int saved = errno;
-    va_list ap;
-    va_start(ap, fmt);
-    emit(false, false, 0, fmt, ap);
-    va_end(ap);
-    errno = saved;
-}
-
-void log_verbose(const char *fmt, ...)
-{
-    if (!log_enabled(LOG_VERBOSE))
-        return;
-    int saved = errno;
-    va_list ap;
-    va_start(ap, fmt);
-    emit(false, false, 0, fmt, ap);
-    va_end(ap);
-    errno = saved;
-}
+LOG_FUNCTION(die, LOG_QUIET, true, true, false, exit(1))
+LOG_FUNCTION(die_errno, LOG_QUIET, true, true, true, exit(1))
+LOG_FUNCTION(warn, LOG_QUIET, true, false, false, (void)0)
+LOG_FUNCTION(warn_errno, LOG_QUIET, true, false, true, (void)0)
+LOG_FUNCTION(log_event, LOG_EVENTS, false, false, false, (void)0)
+LOG_FUNCTION(log_verbose, LOG_VERBOSE, false, false, false, (void)0)
 
 void log_summary(const char *fmt, ...)
 {

@@ -167,3 +167,11 @@ long raise_fd_limit(long wanted)
     }
     return rl.rlim_cur == RLIM_INFINITY ? wanted : (long)rl.rlim_cur;
 }
+
+long reserve_descriptors(long max_clients)
+{
+    long limit = raise_fd_limit(max_clients + SPARE_FDS);
+    if (limit < 0)
+        die_errno("RLIMIT_NOFILE");
+    return limit;
+}

@@ -62,7 +62,13 @@ int set_nodelay(int fd);
 void format_sockaddr(const struct sockaddr *sa, char *out, size_t out_len);
 
 /* Raises the soft RLIMIT_NOFILE towards wanted (never above the hard
- * limit); returns the limit now in force. */
+ * limit); returns the limit now in force, or -1 with errno set. */
 long raise_fd_limit(long wanted);
+
+/* A server's descriptors: raises the limit for max_clients connections and
+ * SPARE_FDS more, and returns the limit in force (it may be lower: the hard
+ * limit caps it, and the server pauses accepting when it runs out). Dies
+ * if the limit cannot be read or set. */
+long reserve_descriptors(long max_clients);
 
 #endif

@@ -246,9 +246,7 @@ int main(int argc, char **argv)
 
     /* The loop's table is indexed by descriptor, so it is sized by the
      * highest descriptor the process may open. */
-    long fd_limit = raise_fd_limit(common.max_clients + SPARE_FDS);
-    if (fd_limit < 0)
-        die_errno("RLIMIT_NOFILE");
+    long fd_limit = reserve_descriptors(common.max_clients);
 
     struct server srv = {.max_clients = common.max_clients, .read_once = read_once, .stats = stats_create()};
     list_init(&srv.connections);

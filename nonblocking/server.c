@@ -268,8 +268,7 @@ int main(int argc, char **argv)
                          &options, model, sizeof model / sizeof model[0]);
 
     install_stop_handlers();
-    if (raise_fd_limit(options.max_clients + SPARE_FDS) < 0)
-        warn_errno("raise the descriptor limit");
+    reserve_descriptors(options.max_clients);
 
     struct server s = {
         .listen_fd = listen_on(options.host, options.port, true),
