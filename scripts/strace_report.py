@@ -461,6 +461,8 @@ MESSAGES = {
     "svg_calls": ("{n} calls", "{n} 次调用"),
     "svg_eagain": ("{n} EAGAIN", "{n} 次 EAGAIN"),
     "svg_reads": ("{n} reads", "{n} 次 read"),
+    "svg_uring_reads": ("{n} reads: copies inside io_uring_enter", "{n} 次 read：拷贝在 io_uring_enter 内部"),
+    "svg_sqpoll_reads": ("{n} reads: copies in the SQ thread", "{n} 次 read：拷贝在 SQ 轮询线程里"),
     "legend_wait": ("slept: waiting for data or readiness", "睡眠：等待数据或就绪"),
     "legend_completion": ("slept: waiting for completions or a signal", "睡眠：等待完成通知或信号"),
     "legend_read_wait": ("slept in read/write", "在 read/write 中睡眠"),
@@ -926,7 +928,7 @@ def client_lanes(trace, events, lang):
     return lanes
 
 
-def server_lane(lane, lanes, lang):
+def server_lane(lane, lanes, lang, sqpoll=False):
     """One traced process or thread as a timeline lane: spans for the calls that
     took over 1 ms, ticks for the copies, marks for signals, bands where busy."""
     spans = [(c.start, c.end, c.name, span_colour(c),
@@ -940,7 +942,10 @@ def server_lane(lane, lanes, lang):
     busy = [(t0, t1, render(lang, "tip_busy", n=n, t=t1 - t0)) for t0, t1, n in busy_stretches(lane.calls)]
     eagain = sum(c.eagain for c in lane.calls)
     reads = sum(c.name in READ_CALLS and c.on_socket for c in lane.calls)
-    count = ", ".join([render(lang, "svg_calls", n=len(lane.calls)), render(lang, "svg_reads", n=reads)]
+    uring = not reads and any(c.name == "io_uring_enter" for c in lane.calls)
+    count = ", ".join([render(lang, "svg_calls", n=len(lane.calls)),
+                       render(lang, ("svg_sqpoll_reads" if sqpoll else "svg_uring_reads") if uring else "svg_reads",
+                              n=reads)]
                       + ([render(lang, "svg_eagain", n=eagain)] if eagain else [])
                       + ["%s %d" % kv for kv in sorted(lane.signals.items()) if kv[0] not in STOP_SIGNALS])
     return (lane_label(lane, lanes, lang) + "\n" + count, spans, ticks,
@@ -950,13 +955,14 @@ def server_lane(lane, lanes, lang):
 def event_label(event, lang):
     """A scenario event's label, in the report's language when it is a known kind."""
     key = "event_" + event["kind"]
-    return render(lang, key, client=event["client"]) if key in MESSAGES else event["label"]
+    return render(lang, key, client=event["client"]) if key in MESSAGES and lang != "en" else event["label"]
 
 
 def draw_timeline(trace, events, title, path, lang="en"):
     lanes = client_lanes(trace, events, lang)
     traced = [lane for lane in trace.lanes.values() if lane.calls]
-    lanes += [server_lane(lane, traced, lang) for lane in traced]
+    sqpoll = "IORING_SETUP_SQPOLL" in (features(trace)["uring_setup"] or [])
+    lanes += [server_lane(lane, traced, lang, sqpoll) for lane in traced]
     marks = [(e["t"], event_label(e, lang)) for e in events if e["kind"] not in ("echo", "result")]
     used = {colour for lane in lanes for _, _, _, colour, _ in lane[1]}
     extras = [lane[3] for lane in lanes]
