@@ -48,6 +48,13 @@ class Svg:
     def line(self, x1, y1, x2, y2, stroke="#333", **attrs):
         self._element("line", dict(x1=float(x1), y1=float(y1), x2=float(x2), y2=float(y2), stroke=stroke, **attrs))
 
+    def polyline(self, points, stroke, tip=None, **attrs):
+        self._element("polyline", dict(points=" ".join("%s,%s" % (_fmt(px), _fmt(py)) for px, py in points),
+                                       fill="none", stroke=stroke, **attrs), tip=tip)
+
+    def circle(self, cx, cy, r, fill, tip=None, **attrs):
+        self._element("circle", dict(cx=float(cx), cy=float(cy), r=float(r), fill=fill, **attrs), tip=tip)
+
     def text(self, x, y, content, size=11, anchor="start", **attrs):
         self.parts.append("<text x='%s' y='%s' font-size='%s' text-anchor='%s' %s%s>%s</text>" % (
             _fmt(x), _fmt(y), size, anchor, FONT,
@@ -222,16 +229,18 @@ def _density_strip(picture, instants, x_of, y, left, plot, bins=400):
             picture.rect(left + i * plot / bins, y, plot / bins, 8, "#333", fill_opacity="%.2f" % opacity)
 
 
-def grouped_bars(picture, x, y, width, title, rows, series, values, unit, log_scale=False, notes=None):
+def grouped_bars(picture, x, y, width, title, rows, series, values, unit, log_scale=False, notes=None, spreads=None):
     """Draws a horizontal grouped bar chart into picture at (x, y); returns its height.
 
     rows:   item names, one group of bars each (top to bottom)
     series: series names, one bar per row each (colour from PALETTE)
     values: {(row, series): number or None}; None draws no bar
-    notes:  {(row, series): short text} written after the bar (e.g. "99 stalled")"""
+    notes:  {(row, series): short text} written after the bar (e.g. "99 stalled")
+    spreads: {(row, series): (low, high)} drawn as an error bar across the bar's end"""
     label_width, bar_height, group_gap = 160, 9, 8
-    notes = notes or {}
+    notes, spreads = notes or {}, spreads or {}
     numbers = [v for v in values.values() if v is not None and v > 0]
+    numbers += [hi for lo, hi in spreads.values() if hi is not None and hi > 0]
     top = max(numbers) if numbers else 1.0
     bottom = min(numbers) if numbers else 1.0
     plot = width - label_width - 70
@@ -272,10 +281,19 @@ def grouped_bars(picture, x, y, width, title, rows, series, values, unit, log_sc
             if bar > 0:
                 picture.rect(x + label_width, by, bar, bar_height - 1, PALETTE[i % len(PALETTE)],
                              tip="%s, %s: %s %s" % (row, name, _human(v), unit))
+            spread = spreads.get((row, name))
+            end = bar
+            if bar > 0 and spread and spread[0] is not None and spread[1] is not None:
+                lo, hi = x + label_width + length(spread[0]), x + label_width + length(spread[1])
+                mid = by + (bar_height - 1) / 2
+                picture.line(lo, mid, hi, mid, stroke="#222", stroke_width=1)
+                picture.line(lo, by + 1, lo, by + bar_height - 2, stroke="#222", stroke_width=1)
+                picture.line(hi, by + 1, hi, by + bar_height - 2, stroke="#222", stroke_width=1)
+                end = max(bar, hi - x - label_width)
             note = notes.get((row, name))
             words = ", ".join(w for w in (_human(v) if v is not None else "", note) if w)
             if words:  # the value itself, so a projected chart needs no hovering; a note in red
-                picture.text(x + label_width + bar + 3, by + bar_height - 1, words, size=8,
+                picture.text(x + label_width + end + 3, by + bar_height - 1, words, size=8,
                              fill="#c0392b" if note else "#333")
         cy += group_height + group_gap
     picture.line(x + label_width, y + 40, x + label_width, cy, stroke="#999")
