@@ -369,10 +369,11 @@ MESSAGES = {
                        "held the thread only for the copy, {avg:time} on average.",
                        "它从不在 read 里等待数据：每次返回数据的 read 都发现数据已经到达，只在拷贝时占住线程，平均 {avg:time}。"),
     "no_socket_io": ("It made no read or write call on its sockets.", "它没有在套接字上调用 read 或 write。"),
-    "uring": ("Each recv and send was an io_uring request: a recv whose data was already there ran inline when "
+    "uring": ("Each recv and send was an io_uring request (asynchronous IO, Stevens' fifth model: submitting "
+              "never waits): a recv whose data was already there ran inline when "
               "it was submitted; one with nothing there armed an internal poll, and when the data came the kernel "
               "completed it as task work.",
-              "每次 recv 和 send 都是一个 io_uring 请求：数据已到的 recv 在提交时就地完成；数据未到的 recv 挂上内核"
+              "每次 recv 和 send 都是一个 io_uring 请求（异步 IO，Stevens 的第五种模型：提交从不等待）：数据已到的 recv 在提交时就地完成；数据未到的 recv 挂上内核"
               "内部的轮询，数据到达后由内核以 task work 的形式完成。"),
     "uring_defer": ("With DEFER_TASKRUN that task work is run by this thread inside its io_uring_enter, so every "
                     "copy ran on the server's own thread inside io_uring_enter, not in another thread while this "
@@ -402,12 +403,13 @@ MESSAGES = {
             "对所有类型的文件都一样）：主线程只等待完成信号，辅助线程在阶段一睡眠、在阶段二被占住。"),
     "sigio": ("On a TCP socket SIGIO is raised for many conditions (data, a "
               "connection, a close, room to write: UNP 25.4) and, a standard signal, it does not queue, so after "
-              "each one the server sweeps every connection. Signal-driven IO says when IO can start; the read still "
-              "copies and holds the thread, unlike asynchronous IO, which says when it is complete. The process "
+              "each one the server sweeps every connection. Signal-driven IO (Stevens' fourth model of five) says "
+              "when IO can start, and the read still copies and holds the thread; asynchronous IO (the fifth) "
+              "says when it is complete. The process "
               "could run during phase 1; it sleeps in sigsuspend only because it has nothing else to do.",
               "在 TCP 套接字上，许多情况都会产生 SIGIO（数据到达、新连接、关闭、可写：UNP 25.4），"
-              "而且它是标准信号，不排队，所以每收到一次，服务器就把所有连接扫一遍。信号驱动 IO 告诉你 IO 何时可以开始，"
-              "read 仍然要拷贝并占住线程；异步 IO 则告诉你 IO 何时已经完成。在阶段一进程本可以运行，"
+              "而且它是标准信号，不排队，所以每收到一次，服务器就把所有连接扫一遍。信号驱动 IO（Stevens 五种模型中的第四种）"
+              "告诉你 IO 何时可以开始，read 仍然要拷贝并占住线程；异步 IO（第五种）则告诉你 IO 何时已经完成。在阶段一进程本可以运行，"
               "它在 sigsuspend 里睡眠只是因为没有别的事可做。"),
     "edge": ("It is edge-triggered (EPOLLET): the kernel reports a socket again only when new data arrives, so the "
              "handler reads until EAGAIN; the EAGAINs right after data are those reads, the proof that the socket "
