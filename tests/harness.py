@@ -12,6 +12,7 @@ import pathlib
 import re
 import resource
 import select
+import shlex
 import signal
 import socket
 import subprocess
@@ -250,12 +251,157 @@ class Server:
         return 0
 
     def children(self):
-        path = "/proc/%d/task/%d/children" % (self.proc.pid, self.proc.pid)
-        with open(path) as f:
-            return [int(p) for p in f.read().split()]
+        """The server's child processes (those any of its threads made)."""
+        return child_pids(self.proc.pid)
+
+    def socket_inodes(self):
+        """The inodes of the sockets the server and its children hold open."""
+        inodes = set()
+        for pid in [self.proc.pid] + self.children():
+            inodes |= socket_inodes(pid)
+        return inodes
 
     def connect(self, timeout=5):
         return connect(self.port, self.host, timeout)
+
+
+def child_pids(pid):
+    """The children of pid, made by any of its threads; [] once it is gone."""
+    pids = []
+    try:
+        for task in os.listdir("/proc/%d/task" % pid):
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                with open("/proc/%d/task/%s/children" % (pid, task)) as f:
+                    pids += [int(p) for p in f.read().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return pids
+
+
+def socket_inodes(pid):
+    """The inodes of the sockets among pid's descriptors (empty once it is gone)."""
+    inodes = set()
+    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+                if target.startswith("socket:["):
+                    inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def listening_addresses(pid, inodes):
+    """(host, port) of the TCP sockets in LISTEN state among inodes, as seen
+    in pid's network namespace; IPv4 first."""
+    found = []
+    for table, v6 in (("tcp", False), ("tcp6", True)):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            with open("/proc/%d/net/%s" % (pid, table)) as f:
+                next(f)
+                for row in f:
+                    fields = row.split()
+                    if fields[3] != "0A" or int(fields[9]) not in inodes:  # 0A: TCP_LISTEN
+                        continue
+                    addr, port = fields[1].split(":")
+                    raw = bytes.fromhex(addr)
+                    # The kernel prints each 32-bit word of the address in host order.
+                    raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+                    host = socket.inet_ntop(socket.AF_INET6 if v6 else socket.AF_INET, raw)
+                    found.append((host, int(port, 16)))
+    return found
+
+
+def loopback_for(host):
+    """The address a loopback client dials for a server listening on host:
+    a wildcard address (0.0.0.0, ::, on Linux dual-stack by default) is
+    reached at 127.0.0.1."""
+    if host in ("0.0.0.0", "::", "::ffff:0.0.0.0", "", "*"):
+        return "127.0.0.1"
+    if host.startswith("::ffff:"):
+        return host[len("::ffff:"):]
+    return host
+
+
+class CommandServer(Server):
+    """A server given as a command line, in any language (make grade): the
+    grader's contract with it.
+
+    - The command is split like a shell would (shlex) and run directly, so
+      the process watched is the server itself. `{port}` in it is replaced
+      by 0; a command without `{port}` gets `-p 0` appended (the project's
+      own convention). Port 0 means the kernel chooses a free port when the
+      server binds: nothing can take it first.
+    - The server is ready when it prints `listening on HOST:PORT` on stdout
+      or, if it prints nothing (or its output is buffered), as soon as
+      /proc shows a TCP socket in LISTEN state among its descriptors: the
+      grader reads the port the kernel chose from there.
+    - stdout and stderr go to files, so a server that writes a lot never
+      blocks on an undrained pipe.
+    """
+
+    def __init__(self, command, nofile=None, env=None, cwd=None):
+        super().__init__(command, nofile=nofile, env=env, cwd=cwd)
+        self.command = command
+        self._stdout = tempfile.NamedTemporaryFile(prefix="iomodels-stdout-", delete=False)
+
+    def argv(self):
+        words = shlex.split(self.command)
+        if any("{port}" in w for w in words):
+            return [w.replace("{port}", "0") for w in words]
+        return words + ["-p", "0"]
+
+    def start(self):
+        nofile = self.nofile
+
+        def limits():
+            if nofile is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+        env = dict(os.environ)
+        if self.env:
+            env.update(self.env)
+        try:
+            self.proc = subprocess.Popen(self.argv(), stdout=self._stdout, stderr=self._stderr,
+                                         stdin=subprocess.DEVNULL, preexec_fn=limits, env=env, cwd=self.cwd)
+        except OSError as exc:
+            raise AssertionError("cannot run %r: %s" % (self.command, exc)) from None
+        try:
+            self.host, self.port = wait_until(self.listening, 10, "%r to listen" % self.command)
+        except AssertionError:
+            self.kill()
+            raise
+        return self
+
+    def listening(self):
+        """(host, port) once the server listens, else None; fails if it exited."""
+        with open(self._stdout.name, "rb") as f:
+            m = re.search(rb"^listening on (\S+)\r?$", f.read(), re.M)
+        if m:
+            host, port = parse_address(m.group(1).decode(errors="replace"))
+            return loopback_for(host), port
+        if self.proc.poll() is not None:
+            raise AssertionError("%r exited with status %d before listening; stderr: %s" % (
+                self.command, self.proc.returncode, one_line(self.stderr()[-500:])))
+        found = []
+        for pid in [self.proc.pid] + self.children():
+            found += listening_addresses(pid, socket_inodes(pid))
+        if found:
+            host, port = found[0]
+            return loopback_for(host), port
+        return None
+
+    def kill(self):
+        """Kills the server and the children it left (a forking server's)."""
+        for pid in self.children():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        super().kill()
+
+    def close_files(self):
+        super().close_files()
+        self._stdout.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._stdout.name)
 
 
 def parse_address(text):
