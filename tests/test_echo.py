@@ -562,6 +562,9 @@ def descriptor_exhaustion(variant):
                 # Exhaustion reached: the table is (nearly) full, the rest wait.
                 wait_until(lambda: srv.fd_count() >= nofile - 4, 10,
                            "%s to run out of descriptors" % srv.program)
+            elif forks(variant):
+                # Every client has its child: the parent is back to waiting in accept.
+                wait_until(lambda: len(srv.children()) >= n, 10, "a child for each of %d clients" % n)
             # The fork variant's children are still starting: its parent is the loop that could spin.
             assert_not_busy(srv, variant, "clients waited for a descriptor (EMFILE)", children=not forks(variant))
             for sock in clients[:n // 2]:
