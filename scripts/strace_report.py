@@ -349,11 +349,13 @@ MESSAGES = {
     "lane_descheduled": ("{who} never slept; {n} of its calls that cannot sleep took over 1 ms (descheduled, "
                          "not waiting).",
                          "{who}从不睡眠；其中 {n} 个不会睡眠的调用超过了 1 ms（被调度出去，而不是在等待）。"),
-    "helpers": ("{n} helper {what}{n:s} did the waiting for it: {reads} read{reads:s} slept for the data, {t:time} "
+    "helpers": ("{n} helper {what} did the waiting for it: {reads} read{reads:s} slept for the data, {t:time} "
                 "in all.",
                 "{n} 个辅助{what}替它等待：{reads} 次 read 睡眠等待数据，共 {t:time}。"),
     "thread_word": ("thread", "线程"),
+    "threads_word": ("threads", "线程"),
     "process_word": ("process", "进程"),
+    "processes_word": ("processes", "进程"),
     "reads_added": ("Of its {calls} read{calls:s} on sockets, {parts:list}.", "它在套接字上的 {calls} 次 read 中，{parts:list}。"),
     "reads_read_wait": ("{n} waited for the data and then copied it", "{n} 次先等数据再拷贝"),
     "reads_copied": ("{n} copied data that was already there", "{n} 次拷贝已到达的数据"),
@@ -593,9 +595,15 @@ def lane_sentences(lane, lanes):
 
 def helper_sentences(helpers):
     """Many threads or processes that each wait for one client: summed up in one sentence."""
-    reads = [c for lane in helpers for c in lane.calls if c.name in READ_CALLS and c.slept]
-    return [("helpers", {"n": len(helpers), "what": ("thread_word" if helpers[0].role == "thread" else "process_word",
-                                                     {}),
+    reads = [c for lane in helpers for c in lane.calls if c.name in READ_CALLS and c.on_socket and c.slept]
+    if not reads:
+        return []  # not helpers of the echo (a runtime's own children, say)
+    threads = helpers[0].role == "thread"
+    if len(helpers) == 1:
+        word = "thread_word" if threads else "process_word"
+    else:
+        word = "threads_word" if threads else "processes_word"
+    return [("helpers", {"n": len(helpers), "what": (word, {}),
                          "reads": len(reads), "t": sum(c.seconds for c in reads)})]
 
 

@@ -104,7 +104,7 @@ fi
 
 # Each model is traced with the calls that tell its story, plus the IO and
 # the clone calls every model makes (clone tells a thread from a process).
-io_calls=socket,fcntl,accept,accept4,read,write,readv,writev,recvfrom,sendto,recvmsg,sendmsg,shutdown,close
+io_calls=socket,fcntl,ioctl,accept,accept4,read,write,readv,writev,recvfrom,sendto,recvmsg,sendmsg,shutdown,close
 lanes_calls='clone,clone3,?fork,?vfork'
 case $model in
 blocking) model_calls=wait4 ;;

@@ -284,7 +284,7 @@ class Trace:
 
     def mark_nonblocking(self):
         """Follows which descriptors are O_NONBLOCK (socket or accept4 with
-        SOCK_NONBLOCK, fcntl F_SETFL) and marks the calls made on them."""
+        SOCK_NONBLOCK, fcntl F_SETFL, ioctl FIONBIO) and marks the calls made on them."""
         nonblocking = defaultdict(set)  # process -> descriptors
         for call in sorted(self.calls, key=lambda c: c.start):
             owner = nonblocking[self.process_of(call.pid)]
@@ -298,6 +298,8 @@ class Trace:
                 (owner.add if "SOCK_NONBLOCK" in flags else owner.discard)(int(call.ret))
             elif call.name == "fcntl" and "F_SETFL" in call.args and fd is not None:
                 (owner.add if "O_NONBLOCK" in call.args else owner.discard)(fd)
+            elif call.name == "ioctl" and "FIONBIO" in call.args and fd is not None:
+                (owner.discard if "[0]" in call.args else owner.add)(fd)  # Python's setblocking()
             elif call.name == "close" and fd is not None:
                 owner.discard(fd)
 

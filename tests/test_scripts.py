@@ -617,3 +617,17 @@ def test_strace_report_messages_take_the_same_figures_in_both_languages():
             continue
         fields = [{name for _, name, _, _ in string.Formatter().parse(text) if name} for text in pair]
         assert fields[0] == fields[1], "%s: %s against %s" % (key, sorted(fields[0]), sorted(fields[1]))
+
+
+def test_strace_report_follows_python_setblocking():
+    """Python's setblocking(False) is ioctl(FIONBIO): a slow read on that socket did not sleep."""
+    trace = read_sample("""\
+900   10:00:00.000000 accept4(3<socket:[1]>, 0x7f, [16], SOCK_CLOEXEC) = 4<socket:[2]> <0.000020>
+900   10:00:00.000100 ioctl(4<socket:[2]>, FIONBIO, [1]) = 0 <0.000005>
+900   10:00:00.000200 read(4<socket:[2]>, "hi", 100) = 2 <0.002000>
+900   10:00:00.002300 ioctl(4<socket:[2]>, FIONBIO, [0]) = 0 <0.000005>
+900   10:00:00.002400 read(4<socket:[2]>, "hi", 100) = 2 <0.002000>
+900   10:00:00.004500 +++ exited with 0 +++
+""")
+    reads = [c for c in trace.calls if c.name == "read"]
+    assert [c.slept for c in reads] == [False, True], [(c.nonblocking, c.slept) for c in reads]
