@@ -922,18 +922,18 @@ def client_lanes(trace, events, lang):
         if client in queued:
             spans.append((first, first + queued[client], "queued", QUEUED_COLOUR,
                           render(lang, "tip_queued", client=client, t=queued[client])))
-        for event in mine:
-            if event["kind"] == "result":  # the burst: from the send to the end of the wait for the rest
-                back, sent = (int(x) for x in event["label"].split("/"))
-                send = next((e["t"] for e in mine if e["kind"] == "send"), first)
-                if back < sent:
-                    spans.append((send, event["t"], render(lang, "stalled_span", back=back, sent=sent),
-                                  ECHO_WAIT_COLOUR, render(lang, "stalled_span", back=back, sent=sent)))
         for i, event in enumerate(mine):
             echo = next((e for e in mine[i + 1:] if e["kind"] == "echo"), None) if event["kind"] == "send" else None
             if echo:
                 spans.append((event["t"], echo["t"], "awaiting echo", ECHO_WAIT_COLOUR,
                               render(lang, "tip_echo", client=client, t=echo["t"] - event["t"])))
+        for event in mine:
+            if event["kind"] == "result":  # the burst: from the send to the end of the wait for the rest
+                back, sent = (int(x) for x in event["label"].split("/"))
+                send = next((e["t"] for e in mine if e["kind"] == "send"), first)
+                if back < sent:  # drawn last, over the wait for the first echo
+                    spans.append((send, event["t"], render(lang, "stalled_span", back=back, sent=sent),
+                                  ECHO_WAIT_COLOUR, render(lang, "stalled_span", back=back, sent=sent)))
         lanes.append((render(lang, "client", client=client), spans, [], {}))
     return lanes
 

@@ -73,7 +73,7 @@ class Svg:
 
 
 def fits(label, width):
-    return len(label) * CHAR_WIDTH + 6 <= width
+    return _text_width(label) + 6 <= width
 
 
 def nice_step(span, wanted_ticks=8):
@@ -197,7 +197,7 @@ def place_labels(marks, right_edge):
     row_ends = []  # per row, where the last label placed there ends
     placed = []
     for x, label in marks:
-        width = len(label) * CHAR_WIDTH * 10 / 11 + 6
+        width = _text_width(label) * 10 / 11 + 6
         anchor = "end" if x + width > right_edge else "start"
         x0 = x - width if anchor == "end" else x
         row = next((r for r, row_end in enumerate(row_ends) if row_end < x0), len(row_ends))
