@@ -6,6 +6,7 @@
  *      ^                 |  PASS refused (530)     |  \
  *      +-----------------+                         |   RNFR -> rename pending -> RNTO
  *                                                  |   REST -> offset pending -> RETR/STOR
+ *                                                  |   (any other command ends either pending state)
  *                                                  +-- transfer running: only ABOR is read,
  *                                                      later commands wait their turn
  *
