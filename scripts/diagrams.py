@@ -2,6 +2,7 @@
 """The five IO models drawn, after the manner of Stevens' UNP figures 6.1-6.5.
 
     scripts/diagrams.py [-o DIR] [--lang en|zh]
+    scripts/diagrams.py --text model-1-blocking [--lang zh]    (the same, for a terminal)
 
 Each figure puts the application on the left and the kernel on the right,
 time running down. An arrow is a system call or its return. The bar beside
@@ -118,6 +119,9 @@ class Figure:
         self.title = title
         self.parts = []
         self.rows = 0
+        self.lines = []   # (row, column, words, arrow) for the terminal version
+        self.bars = []    # (first, last, kind, column)
+        self.phases = []  # (first, last, number)
         # x centre of each column's arrows end; the kernel is always last.
         if len(columns) == 2:
             self.x = {"application": LEFT_BAR + BAR_WIDTH, "kernel": 660}
@@ -153,6 +157,7 @@ class Figure:
                      tip, y, base, y - 5, base, y + 5))
         middle = (x1 + x2) / 2
         self.text(int(middle), y - 5, words, size=13, anchor="middle", raw=True)
+        self.lines.append((row, to if direction < 0 else frm, words, "->" if direction > 0 else "<-"))
         self.rows = max(self.rows, row + 1)
 
     def note(self, row, column, label, colour="#222", anchor=None, size=13, raw=False):
@@ -164,11 +169,13 @@ class Figure:
             x += 10
         self.text(x, self.y(row) + 4, label, size=size, anchor=anchor, colour=colour, raw=raw)
         self.rows = max(self.rows, row + 1)
+        self.lines.append((row, column, label if raw else self.t(label), ""))
 
     def state(self, first, last, kind, column="application", label=None):
         """The thread's state from row first to row last, as a coloured bar."""
         x = LEFT_BAR if column == "application" else self.x[column] - BAR_WIDTH // 2
         y1, y2 = self.y(first), self.y(last)
+        self.bars.append((first, last, kind, column))
         words = self.t(label or {SLEEP: "sleeps: waits for the data", HELD: "held in the call: the copy",
                                  FREE: "free: runs its own code", ASK: "asks again: EAGAIN"}[kind])
         self._add("<rect x='%d' y='%d' width='%d' height='%d' fill='%s'><title>%s</title></rect>"
@@ -180,6 +187,7 @@ class Figure:
 
     def phase(self, first, last, number):
         y1, y2 = self.y(first), self.y(last)
+        self.phases.append((first, last, number))
         name = "waiting for the data" if number == 1 else "copying kernel -> process"
         self._add("<g><title>%s</title><path d='M%d,%d h8 v%d h-8' fill='none' stroke='#555' stroke-width='1.4'/></g>"
                   % (escape(self.t("phase %d" % number) + ": " + self.t(name)), PHASE_X, y1, y2 - y1))
@@ -193,6 +201,42 @@ class Figure:
         x = self.x[column] - 6
         self._add("<rect x='%d' y='%d' width='%d' height='%d' fill='#eef2f7' stroke='#c8d3e0'/>"
                   % (x, self.y(first) - 12, min(230, PHASE_X - x - 12), self.y(last) - self.y(first) + 16))
+
+    def render_text(self):
+        """The same figure for a terminal: one line per step of time."""
+        marks = {SLEEP: "zz", HELD: "##", FREE: "..", ASK: "??"}
+        names = {kind: self.t(words) for kind, words in
+                 ((SLEEP, "sleeps: waits for the data"), (HELD, "held in the call: the copy"),
+                  (FREE, "free: runs its own code"), (ASK, "asks again: EAGAIN"))}
+        out = [self.t(self.title), "  %-4s %-44s %s" % ("", self.t("application"), self.t("kernel"))]
+        for row in range(self.rows + 1):
+            bar = "  "
+            for first, last, kind, column in self.bars:
+                if column == "application" and first <= row < last:
+                    bar = marks[kind]
+            phase = ""
+            for first, last, number in self.phases:
+                if row == first:
+                    phase = "  <- %s: %s" % (self.t("phase %d" % number),
+                                             self.t("waiting for the data" if number == 1
+                                                    else "copying kernel -> process"))
+            steps = [entry for entry in self.lines if entry[0] == row]
+            if not steps and not phase and bar == "  ":
+                continue
+            left, right = "", ""
+            for _, column, words, arrow in steps:
+                if arrow == "->":
+                    left = "%s ---> " % words if column == "application" else left
+                    right = right or ("(%s) --->" % words if column != "application" else "")
+                elif arrow == "<-":
+                    left = "<--- %s" % words
+                elif column == "kernel":
+                    right = words
+                else:
+                    left = words
+            out.append("  %s   %-44s %s%s" % (bar, left, right, phase))
+        out.append("  " + "   ".join("%s %s" % (marks[k], names[k]) for k in (SLEEP, HELD, ASK, FREE)))
+        return "\n".join(out) + "\n"
 
     def render(self):
         width = 1060
@@ -391,7 +435,16 @@ def main(argv=None):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parser.add_argument("-o", "--out", help="directory (default docs/figures, or docs/figures/zh)")
     parser.add_argument("--lang", choices=("en", "zh"), default="en")
+    parser.add_argument("--text", metavar="STEM", action="append",
+                        help="print this figure (model-1-blocking, ...) for a terminal instead; repeatable")
     args = parser.parse_args(argv)
+    if args.text:
+        known = dict(FIGURES)
+        for stem in args.text:
+            if stem not in known:
+                parser.error("no figure %s (%s)" % (stem, ", ".join(known)))
+            sys.stdout.write(known[stem](args.lang).render_text() + "\n")
+        return 0
     out = args.out or os.path.join(root, "docs", "figures", *(["zh"] if args.lang == "zh" else []))
     os.makedirs(out, exist_ok=True)
     for stem, text in render_all(args.lang).items():
