@@ -248,12 +248,13 @@ MESSAGES = {
     "lane_process": ("child process {pid}", "子进程 {pid}"),
     "started_by": (" (started by {parent})", "（由 {parent} 创建）"),
     "signal_row": ("signal", "信号"),
+    "other_waits_title": ("Waiting, but not for data:", "等待，但不是在等数据："),
     "phase1_title": ("Phase 1, waiting for the data:", "阶段一，等待数据："),
     "phase1_room": ("  {name:16} {n} call{n:s} on a blocking socket took over 1 ms (longest {longest:time}): output's "
                     "phase 1, waiting for room in the send buffer, or descheduled",
                     "  {name:16} 阻塞套接字上有 {n} 次调用超过 1 ms（最长 {longest:time}）：输出方向的阶段一，"
                     "等待发送缓冲区的空间，或者被调度出去了"),
-    "phase1_none": ("  no call ever slept waiting", "  没有任何调用睡眠等待"),
+    "phase1_none": ("  no call slept waiting for data", "  没有任何调用睡眠等待数据"),
     "phase1_row": ("  {name:16} {slept} of {calls} call{calls:s} slept, {t:time} in all: {what}{cut}",
                    "  {name:16} {calls} 次调用中 {slept} 次睡眠，共 {t:time}：{what}{cut}"),
     "phase1_cut": (" ({n} cut short by a signal, then made again)", "（其中 {n} 次被信号打断后重新发起）"),
@@ -812,13 +813,15 @@ def print_report(trace, events, title, out=sys.stdout, lang="en"):
 
     calls = trace.calls
     waited, copied = phase_summary(calls)
+    not_data = {name: v for name, v in waited.items() if v["waits_for"] in ("connection", "time")}
+    if not_data:  # a connection or time: waits, but not phase 1 of an input
+        w("\n" + render(lang, "other_waits_title") + "\n")
+        write_wait_rows(w, not_data, lang)
     w("\n" + render(lang, "phase1_title") + "\n")
-    if not any(v["blocked"] for v in waited.values()) and not any(c.kind == "slow_write" and c.slept for c in calls):
+    for_data = {name: v for name, v in waited.items() if name not in not_data}
+    if not any(v["blocked"] for v in for_data.values()) and not any(c.kind == "slow_write" and c.slept for c in calls):
         w(render(lang, "phase1_none") + "\n")
-    for name, v in sorted(waited.items(), key=lambda kv: -kv[1]["seconds"]):
-        w(render(lang, "phase1_row", name=name, slept=v["blocked"], calls=v["calls"], t=v["seconds"],
-                 what=render(lang, "for_" + v["waits_for"]),
-                 cut=render(lang, "phase1_cut", n=v["cut_short"]) if v["cut_short"] else "") + "\n")
+    write_wait_rows(w, for_data, lang)
     slow_writes = defaultdict(list)
     for call in calls:
         if call.kind == "slow_write" and call.slept:
@@ -851,6 +854,13 @@ def print_report(trace, events, title, out=sys.stdout, lang="en"):
         for note in explained:
             w("  - %s\n" % note)
     w("\n%s%s\n" % (render(lang, "verdict_title"), verdict(trace, events, lang)))
+
+
+def write_wait_rows(w, waited, lang):
+    for name, v in sorted(waited.items(), key=lambda kv: -kv[1]["seconds"]):
+        w(render(lang, "phase1_row", name=name, slept=v["blocked"], calls=v["calls"], t=v["seconds"],
+                 what=render(lang, "for_" + v["waits_for"]),
+                 cut=render(lang, "phase1_cut", n=v["cut_short"]) if v["cut_short"] else "") + "\n")
 
 
 def summary_json(trace, events, title, lang="en"):
