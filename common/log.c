@@ -90,7 +90,8 @@ bool log_enabled(enum log_level level)
     return log_threshold >= level;
 }
 
-unsigned long log_lines_dropped(void)
+/* Lines dropped so far, by this process and its forked children. */
+static unsigned long log_lines_dropped(void)
 {
     return atomic_load(dropped);
 }

@@ -52,7 +52,4 @@ void log_verbose(const char *fmt, ...) PRINTF_LIKE(1, 2);
  * ", N log lines dropped" when stderr could not take N lines. */
 void log_summary(const char *fmt, ...) PRINTF_LIKE(1, 2);
 
-/* Lines dropped so far, by this process and its forked children. */
-unsigned long log_lines_dropped(void);
-
 #endif
