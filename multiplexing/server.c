@@ -49,6 +49,7 @@ struct server {
     bool accept_paused;
     bool out_of_descriptors; /* this episode is logged already */
     bool read_once;          /* --read-once: the teaching mistake, see on_connection_ready */
+    bool out_of_reach;       /* refusing descriptors the backend cannot watch: said once */
     struct buffer_pool pool;
     struct server_stats *stats;
 };
@@ -110,9 +111,17 @@ static void admit(struct server *srv, int fd, const char *peer)
         return;
     }
     if (!loop_can_watch(srv->loop, fd)) {
-        refuse_connection(fd, peer, "%s cannot watch a descriptor that high", loop_api_name(srv->loop));
+        /* A crowd past FD_SETSIZE brings one such refusal per newcomer:
+         * the reason is logged once, until a connection is served again. */
+        if (!srv->out_of_reach)
+            refuse_connection(fd, peer, "%s cannot watch a descriptor that high (more such refusals unlogged)",
+                              loop_api_name(srv->loop));
+        else if (close(fd) < 0)
+            warn_errno("close fd %d", fd);
+        srv->out_of_reach = true;
         return;
     }
+    srv->out_of_reach = false;
     struct connection *conn = malloc(sizeof *conn);
     if (!conn) {
         refuse_connection(fd, peer, "out of memory");

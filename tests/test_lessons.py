@@ -115,3 +115,20 @@ def test_default_max_clients_fits_select():
     with harness.Server("server-multiplexing", "--api", "select", "--max-clients", "2000") as srv:
         srv.stop()
         assert "FD_SETSIZE" in srv.stderr(), srv.stderr()
+
+
+def test_select_refusals_past_fd_setsize_are_said_once():
+    """The event log says once why select refuses the crowd past FD_SETSIZE,
+    not once per refused client; every refused client is still closed."""
+    if harness.SANITIZED:
+        raise harness.Skip("the plain run covers the crowd")
+    harness.raise_own_fd_limit(1400)
+    sys.path.insert(0, str(harness.ROOT / "scripts"))
+    import crowd
+    with harness.Server("server-multiplexing", "--api", "select", "--max-clients", "2000", nofile=1400) as srv:
+        outcome = crowd.exchange(srv.host, srv.port, 1100)
+        refused = list(outcome.values()).count("refused")
+        assert refused > 0 and list(outcome.values()).count("ok") + refused == 1100, outcome
+        srv.stop()
+        lines = [line for line in srv.stderr().splitlines() if "cannot watch" in line]
+        assert len(lines) == 1, "%d refusals, logged %d times: %s" % (refused, len(lines), lines[:3])
