@@ -12,7 +12,8 @@ The contract with the server:
   `{port}` the grader appends `-p 0`, without `{root}` it appends `-r DIR`
   (bin/ftpd's own options). Port 0: the kernel chooses a free port.
 - Once it listens, the server prints `listening on HOST:PORT` on stdout
-  (flushed), with the port the kernel chose.
+  (flushed), with the port the kernel chose. (A server that prints
+  nothing is found by its listening socket in /proc instead.)
 - It serves DIR as `/`, accepts `USER anonymous` with any password, and
   binds its passive data ports on 127.0.0.1.
 
@@ -29,9 +30,7 @@ import io
 import os
 import random
 import re
-import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -52,57 +51,20 @@ def data_bytes(n, seed):
 
 # -- starting the server under test -----------------------------------------------
 
-class StudentServer(harness.Server):
-    """The server under test, started from COMMAND with the contract above."""
+class StudentServer(harness.CommandServer):
+    """The server under test: harness.CommandServer's contract ({port} or
+    -p 0, readiness by the 'listening on' line or a listening socket in
+    /proc), plus the directory to serve: {root}, or -r DIR appended."""
 
     def __init__(self, command, root):
-        super().__init__("ftp server", port=None, ready=False)
-        self.command, self.root = command, root
-        self._stdout = tempfile.NamedTemporaryFile(prefix="iomodels-grade-stdout-", delete=False)
+        super().__init__(command)
+        self.root = root
 
     def argv(self):
-        words = shlex.split(self.command)
-        has_port = any("{port}" in w for w in words)
-        has_root = any("{root}" in w for w in words)
-        words = [w.replace("{port}", "0").replace("{root}", self.root) for w in words]
-        return words + ([] if has_port else ["-p", "0"]) + ([] if has_root else ["-r", self.root])
-
-    def start(self):
-        try:
-            self.proc = subprocess.Popen(self.argv(), stdout=self._stdout, stderr=self._stderr,
-                                         stdin=subprocess.DEVNULL)
-        except OSError as exc:
-            raise AssertionError("cannot run %r: %s" % (self.command, exc)) from None
-        try:
-            self.host, self.port = harness.wait_until(self.listening, 10, "the line 'listening on HOST:PORT'")
-        except AssertionError:
-            self.kill()
-            raise
-        return self
-
-    def listening(self):
-        with open(self._stdout.name, "rb") as f:
-            m = re.search(rb"^listening on (\S+?)\r?$", f.read(), re.M)
-        if m:
-            host, port = harness.parse_address(m.group(1).decode(errors="replace"))
-            return ("127.0.0.1" if host in ("0.0.0.0", "::", "") else host), port
-        if self.proc.poll() is not None:
-            raise AssertionError("the server exited with status %d before listening: %s" % (
-                self.proc.returncode, harness.one_line(self.stderr()[-300:])))
-        return None
-
-    def kill(self):
-        """Kills the server and any child processes it left."""
-        for pid in self.children():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        super().kill()
-
-    def close_files(self):
-        super().close_files()
-        self._stdout.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._stdout.name)
+        words = super().argv()
+        if any("{root}" in w for w in words):
+            return [w.replace("{root}", self.root) for w in words]
+        return words + ["-r", self.root]
 
 
 @contextlib.contextmanager
@@ -177,7 +139,9 @@ class Control:
         code, text = self.command("PASV")
         assert code == 227, "PASV: %d %s" % (code, text)
         numbers = [int(n) for n in re.search(r"(\d+),(\d+),(\d+),(\d+),(\d+),(\d+)", text).groups()]
-        return harness.connect(numbers[4] * 256 + numbers[5], "%d.%d.%d.%d" % tuple(numbers[:4]), timeout=10)
+        # The control connection's host, as ftplib does: a server bound to
+        # 0.0.0.0 may name that in its reply.
+        return harness.connect(numbers[4] * 256 + numbers[5], self.srv.host, timeout=10)
 
     def close(self):
         self.sock.close()

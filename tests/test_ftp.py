@@ -1182,14 +1182,23 @@ def grade_ftp(command):
     return result.returncode, lines, result.stdout
 
 
-def test_grade_ftp_passes_bin_ftpd_and_the_model_server():
-    """The grader passes the reference server (given without {port} and
-    {root}: it appends -p 0 and -r DIR) and the small Python model server
-    (given with them), every check PASS or, for curl when missing, N/A."""
-    for command in (harness.binary("ftpd"), MODEL_SERVER):
-        status, lines, out = grade_ftp(command)
-        assert status == 0, out
-        assert len(lines) == 17 and all(s == "PASS" or (s == "N/A" and n == "curl") for n, (s, _) in lines.items()), out
+def grade_passes(command):
+    status, lines, out = grade_ftp(command)
+    assert status == 0, out
+    assert len(lines) == 17 and all(s == "PASS" or (s == "N/A" and n == "curl") for n, (s, _) in lines.items()), out
+
+
+def test_grade_ftp_passes_bin_ftpd():
+    """The grader passes the reference server, given without {port} and
+    {root} (it appends -p 0 and -r DIR): every check PASS, or N/A for curl
+    where curl is missing."""
+    grade_passes(harness.binary("ftpd"))
+
+
+def test_grade_ftp_passes_the_model_server():
+    """The same for the small Python model server, given with {port} and
+    {root}."""
+    grade_passes(MODEL_SERVER)
 
 
 def broken_model_fails(bug, check, reason):
@@ -1217,3 +1226,10 @@ def test_grade_ftp_reports_a_server_that_does_not_start():
     that reason and exit status 1; it is never a pass."""
     status, lines, out = grade_ftp("/no/such/server {port} {root}")
     assert status == 1 and lines and all(s == "FAIL" and "cannot run" in why for s, why in lines.values()), out
+
+
+for _test in (test_grade_ftp_passes_bin_ftpd, test_grade_ftp_passes_the_model_server,
+              test_grade_ftp_fails_a_server_that_blocks_on_a_download,
+              test_grade_ftp_fails_a_server_that_lets_paths_escape,
+              test_grade_ftp_fails_a_server_that_does_not_assemble_lines):
+    _test.time_limit = 300  # a whole grade: 17 fresh servers, under the sanitizers too
