@@ -17,7 +17,7 @@ and no others:
   - `-r /tmp` and other /tmp paths become a private directory;
   - durations shrink (`-d N` becomes 0.2 s, TRACE_SCALE=0.2), scripts write
     to a private directory (`-o DIR`), and compare.sh races one connection
-    count of one variant (multiplexing-epoll);
+    count of one variant (multiplexing-epoll), measured once (`-r 1`);
   - `bin/` is the build under test.
 A few lines cannot run in a test; NOT_RUN lists them, each with its reason.
 """
@@ -202,6 +202,10 @@ NOT_RUN = [
                       "trace.sh and compare.sh, run here from their own lines"),
     (r"^make (test|check)\b", "the test suite itself, of which this test is a part"),
     (r"^make$", "the runner builds bin/ before any test"),
+    (r"scripts/compare\.sh .*-L\b", "a latency sweep, several open-loop steps of every variant; "
+                                   "tests/test_compare.py runs it with short steps"),
+    (r"scripts/compare\.sh .*-i\b", "holds up to thousands of idle connections at each step; "
+                                   "tests/test_compare.py runs it with a small crowd"),
     (r"\bmy_ftpd\.py\b", "grades a student's own server, which is not in the repository; the grader's "
                           "own tests run it on tests/broken/ftp_server.py"),
     (r"(?<![\w./-])[A-Z]{3,}(?![\w.])|\[", "a synopsis with placeholders, not a command"),
@@ -261,7 +265,7 @@ class Page:
         if "scripts/compare.sh" in line:
             # one connection count and one variant: the options still parse
             line = re.sub(r"(\s-c\s+)(\d+)[\d,]*", r"\g<1>\2", line)
-            line = re.sub(r"\s-m\s+\S+", "", line) + " -m multiplexing-epoll"
+            line = re.sub(r"\s-[mr]\s+\S+", "", line) + " -r 1 -m multiplexing-epoll"
         return line
 
     def start_server(self, line, where):
