@@ -44,7 +44,7 @@ SHIMS      := $(patsubst tests/shims/%.c,$(BUILD)/shims/%.so,$(wildcard tests/sh
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-.PHONY: all test check demo clean grade-ftp install uninstall
+.PHONY: all test check demo clean grade grade-ftp install uninstall
 all: $(TARGETS) $(UNIT_TESTS) $(SHIMS)
 
 define link_rule
@@ -82,6 +82,14 @@ demo: all
 # prints "listening on HOST:PORT"). Without FTPD it grades bin/ftpd.
 grade-ftp: $(if $(FTPD),,all)
 	$(PYTHON) tests/grade_ftp.py "$${FTPD:-$(BIN)/ftpd}"
+
+# make grade SERVER='python3 my_server.py {port}': every echo-server check
+# against a server in any language ({port} becomes 0, without it -p 0 is
+# appended; the grader reads the port from the "listening on HOST:PORT" line
+# or from /proc). GRADE_FLAGS=--iterative for a one-client-at-a-time server.
+# Without SERVER it grades bin/server-multiplexing.
+grade: $(if $(SERVER),,all)
+	$(PYTHON) tests/grade.py $(GRADE_FLAGS) "$${SERVER:-$(BIN)/server-multiplexing}"
 
 clean:
 	rm -rf $(BUILD) $(BIN) results

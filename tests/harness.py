@@ -262,7 +262,16 @@ class Server:
         return inodes
 
     def connect(self, timeout=5):
-        return connect(self.port, self.host, timeout)
+        try:
+            return connect(self.port, self.host, timeout)
+        except ConnectionRefusedError:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=1)
+            status = self.proc.poll()
+            if status is None:
+                raise
+            how = "was killed by signal %d" % -status if status < 0 else "had exited with status %d" % status
+            raise AssertionError("connection refused: the server %s" % how) from None
 
 
 def child_pids(pid):
@@ -427,7 +436,10 @@ def recv_exactly(sock, n, timeout=10):
         if left <= 0:
             raise AssertionError("timed out with %d of %d bytes" % (got, n))
         sock.settimeout(left)
-        chunk = sock.recv(min(n - got, 1 << 20))
+        try:
+            chunk = sock.recv(min(n - got, 1 << 20))
+        except socket.timeout:
+            raise AssertionError("timed out with %d of %d bytes" % (got, n)) from None
         if not chunk:
             raise AssertionError("connection closed after %d of %d bytes" % (got, n))
         chunks.append(chunk)
