@@ -255,6 +255,65 @@ def test_bench_counts_exactly_n_messages():
     assert_sane_latencies(r)
 
 
+def delaying_server(size, delay_of):
+    """A one-connection echo server on 127.0.0.1:0 that holds back the
+    echo of message i (each `size` bytes) by delay_of(i) seconds: a known
+    distribution of round trips. Returns (listening socket, thread)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve():
+        with contextlib.suppress(OSError):
+            conn, _ = listener.accept()
+            with conn:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                i = 0
+                while True:
+                    data = b""
+                    while len(data) < size:
+                        chunk = conn.recv(size - len(data))
+                        if not chunk:
+                            return
+                        data += chunk
+                    time.sleep(delay_of(i))  # the latency under test, not a synchronisation
+                    conn.sendall(data)
+                    i += 1
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+def test_bench_percentiles_match_a_known_distribution():
+    """300 round trips, one connection: 239 answered at once, 45 after 10 ms,
+    15 after 40 ms, one after 120 ms. In order, message 150 is fast, message
+    270 takes 10 ms, 297 takes 40 ms and the last 120 ms, so p50, p90 and
+    p99 each fall in a band of their own: a p99 that reports p90, or p90
+    that reports p50, lands in the wrong band."""
+    def delay_of(i):
+        if i == 151:
+            return 0.120
+        if i % 20 == 10:
+            return 0.040
+        if i % 20 in (3, 6, 15):
+            return 0.010
+        return 0.0
+
+    listener, thread = delaying_server(64, delay_of)
+    with listener:
+        status, r, err, _ = bench("127.0.0.1:%d" % listener.getsockname()[1], "-c", 1, "-s", 64, "-n", 300,
+                                  "--warmup", 0, timeout=30)
+    thread.join(slow(5))
+    assert status == 0 and r["msgs"] == 300, (err, r)
+    ms = {k: r[k] / 1000 for k in ("p50_us", "p90_us", "p99_us", "p999_us", "max_us")}
+    assert ms["p50_us"] < 9, "p50 %.1f ms: expected a message answered at once" % ms["p50_us"]
+    assert 9.5 <= ms["p90_us"] < 35, "p90 %.1f ms: expected the 10 ms band" % ms["p90_us"]
+    assert 38 <= ms["p99_us"] < 110, "p99 %.1f ms: expected the 40 ms band" % ms["p99_us"]
+    assert ms["p999_us"] >= 38 and ms["max_us"] >= 118, "p99.9 %.1f ms, max %.1f ms: expected the 120 ms message" % (
+        ms["p999_us"], ms["max_us"])
+
+
 def test_bench_runs_for_a_duration():
     with Peer() as peer:
         status, r, err, wall = bench(peer.address, "-c", 3, "-s", 100, "-d", 0.5, "--warmup", 0.2)
