@@ -78,7 +78,7 @@ fi
 model model-5-posix_aio async-posix-aio
 section "6/6  side by side: every variant under the same load" \
         "6/6  并排比较：相同负载下的每个变体"
-"$here/compare.sh" -c 1,100 -d "$seconds" -o "$out"
+"$here/compare.sh" -c 1,100 -d "$seconds" -r 1 -o "$out"
 
 echo
 page=$(python3 "$here/page.py" -r "$out" --lang "$lang")

@@ -157,6 +157,7 @@ th { background: var(--panel); }
 .legend { display: flex; flex-wrap: wrap; gap: 6px 18px; font-size: 0.85em; }
 .swatch { display: inline-block; width: 14px; height: 14px; vertical-align: -2px; margin-right: 5px; }
 .missing { color: var(--muted); font-style: italic; }
+details { margin: 0.3em 0 1em; } summary { cursor: pointer; color: #1f4e8c; font-size: 0.9em; }
 footer { margin-top: 2em; font-size: 0.8em; color: var(--muted); }
 figure.diagram svg { max-width: 940px; }
 @media (max-width: 700px) {
@@ -312,8 +313,8 @@ def csv_table(path, columns=None, limit=80):
         return ""
     head = rows[0]
     keep = [head.index(c) for c in columns if c in head] if columns else []
-    if len(keep) < 2:
-        keep = list(range(len(head)))
+    if len(keep) < 2:  # every column but the spreads (x_min, x_max), which the charts show
+        keep = [i for i, c in enumerate(head) if not c.endswith(("_min", "_max"))]
     out = ["<div class='scroll'><table><thead><tr>"]
     out += ["<th>%s</th>" % html.escape(head[i]) for i in keep]
     out.append("</tr></thead><tbody>")
@@ -386,9 +387,12 @@ def build(results, lang):
     for name in others:
         stem = name[:-4]
         body.append("<h3>%s</h3>" % esc(stem))
-        body.append(csv_table(os.path.join(results, stem + ".csv")))
         body.append("<figure class='chart scroll' data-chart='%s'>%s<figcaption>results/%s</figcaption></figure>"
                     % (esc(stem), inline_svg(read(os.path.join(results, name)) or "", stem), esc(name)))
+        table = csv_table(os.path.join(results, stem + ".csv"))
+        if table:
+            body.append("<details><summary>%s: results/%s.csv</summary>%s</details>" % (esc(t["table"]), esc(stem),
+                                                                                        table))
     if not others:
         body.append("<p class='missing'>%s</p>" % esc(t["latency-none"]))
     body.append("</section></main><footer>%s</footer>" % esc(t["footer"] % facts_results(results)))

@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import pathlib
+import re
 import select
 import shutil
 import subprocess
@@ -392,3 +393,74 @@ def test_demo_writes_the_page_and_says_where_in_chinese_on_request():
 
 
 test_demo_writes_the_page_and_says_where_in_chinese_on_request.time_limit = 240  # six traces and a race
+
+
+# ---------------------------------------------------------------------------
+# The labs: every ```sh block of docs/labs.md runs as printed, with only
+# these rewrites: results/labs/ becomes a private directory, bin/ the build
+# under test, durations shrink (-d N: 0.3 s; TRACE_SCALE=0.2). The Chinese
+# edition carries the same blocks (tests/test_docs.py compares them).
+
+LABS = harness.ROOT / "docs" / "labs.md"
+SH_BLOCK = re.compile(r"^```sh\n(.*?)^```[ \t]*$", re.M | re.S)
+
+
+def lab_blocks(path=LABS):
+    """(lab heading, block text) for every sh block, in order."""
+    text = path.read_text(encoding="utf-8")
+    heading = ""
+    blocks = []
+    position = 0
+    for m in SH_BLOCK.finditer(text):
+        for h in re.finditer(r"^## (.*)$", text[position:m.start()], re.M):
+            heading = h.group(1)
+        position = m.start()
+        blocks.append((heading, m.group(1)))
+    return blocks
+
+
+def rewrite_lab(block, out):
+    block = block.replace("results/labs", out)
+    block = re.sub(r"(?<![\w/.])bin/", str(harness.BIN_DIR) + "/", block)
+    return re.sub(r"(\s-d\s+)\d+(\.\d+)?", r"\g<1>0.3", block)
+
+
+def test_labs_cover_every_model_and_the_homework():
+    headings = [h for h, _ in lab_blocks()]
+    for word in ("Lab 1: blocking", "Lab 2: nonblocking", "Lab 3: IO multiplexing", "Lab 4: signal-driven",
+                 "Lab 5: asynchronous", "Lab 6: scaling", "Lab 7: latency", "Lab 8 (homework): an FTP"):
+        assert any(h.startswith(word) for h in headings), (word, headings)
+    answers = (harness.ROOT / "docs" / "labs-answers.md").read_text(encoding="utf-8")
+    for n in range(1, 9):
+        assert re.search(r"^## Lab %d\b" % n, answers, re.M), "labs-answers.md has no Lab %d" % n
+    assert "```sh" not in answers, "the answers print no commands to run: the labs do"
+
+
+def test_every_lab_command_runs_as_printed():
+    if harness.SANITIZED:
+        raise harness.Skip("strace on sanitized binaries: the plain run covers the labs")
+    for program in ("strace", "curl"):
+        if not shutil.which(program):
+            raise harness.Skip("%s is not installed" % program)
+    env = dict(os.environ, BIN=str(harness.BIN_DIR), TRACE_SCALE="0.2")
+    with tempfile.TemporaryDirectory(prefix="iomodels-labs-") as out:
+        for heading, block in lab_blocks():
+            script = "set -eo pipefail\n" + rewrite_lab(block, out)
+            run = subprocess.run(["bash", "-c", script], cwd=harness.ROOT, env=env, stdin=subprocess.DEVNULL,
+                                 capture_output=True, text=True, timeout=harness.slow(120))
+            assert run.returncode == 0, "%s: exit %d\n%s\n%s" % (heading, run.returncode, script,
+                                                                 (run.stdout + run.stderr)[-1500:])
+            # What each lab asks the student to look at is there.
+            if heading.startswith("Lab 3") and "burst" in block:
+                report = (pathlib.Path(out) / "trace-multiplexing-epoll-edge-read-once-burst.txt").read_text()
+                assert "stalled" in report, report[-800:]
+            if heading.startswith("Lab 7") and "bench" in block:
+                assert "p99" in run.stdout, run.stdout[-800:]
+            if heading.startswith("Lab 8"):
+                assert "hello" in run.stdout and "summary:" in run.stdout, run.stdout[-800:]
+        for name in ("trace-blocking-iterative.txt", "trace-nonblocking-sigio.svg", "trace-async-posix-aio.json",
+                     "compare.csv", "sweep.svg"):
+            assert (pathlib.Path(out) / name).exists(), name
+
+
+test_every_lab_command_runs_as_printed.time_limit = 600  # a dozen traces, three races, a sweep, the FTP grader
