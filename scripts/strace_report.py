@@ -405,22 +405,24 @@ MESSAGES = {
             "glibc 的 POSIX AIO 把每个请求交给用户态辅助线程，用普通的阻塞 read 或 write 完成（这是 glibc 的设计，"
             "对所有类型的文件都一样）：主线程只等待完成信号，辅助线程在阶段一睡眠、在阶段二被占住。"),
     "sigio": ("On a TCP socket SIGIO is raised for many conditions (data, a "
-              "connection, a close, room to write: UNP 25.4) and, a standard signal, it does not queue, so after "
+              "connection, a close, room to write: UNP 25.2) and, a standard signal, it does not queue, so after "
               "each one the server sweeps every connection. Signal-driven IO (Stevens' fourth model of five) says "
               "when IO can start, and the read still copies and holds the thread; asynchronous IO (the fifth) "
               "says when it is complete. The process "
               "could run during phase 1; it sleeps in sigsuspend only because it has nothing else to do.",
-              "在 TCP 套接字上，许多情况都会产生 SIGIO（数据到达、新连接、关闭、可写：UNP 25.4），"
+              "在 TCP 套接字上，许多情况都会产生 SIGIO（数据到达、新连接、关闭、可写：UNP 25.2），"
               "而且它是标准信号，不排队，所以每收到一次，服务器就把所有连接扫一遍。信号驱动 IO（Stevens 五种模型中的第四种）"
               "告诉你 IO 何时可以开始，read 仍然要拷贝并占住线程；异步 IO（第五种）则告诉你 IO 何时已经完成。在阶段一进程本可以运行，"
               "它在 sigsuspend 里睡眠只是因为没有别的事可做。"),
     "edge": ("It is edge-triggered (EPOLLET): the kernel reports a socket again only when new data arrives, so the "
              "handler reads until EAGAIN; the EAGAINs right after data are those reads, the proof that the socket "
              "is drained. (On a stream socket a short read already shows it, epoll(7); reading to EAGAIN is this "
-             "server's choice, because its buffer may fill before the socket is empty.)",
+             "server's choice: the same rule serves the listener, where accept has no short result, and an end "
+             "of file that came with the last data, which a short read leaves unread and no new event announces.)",
              "它是边缘触发（EPOLLET）：只有新数据到达时内核才会再次报告该套接字，所以处理函数一直读到 EAGAIN；"
              "紧跟在数据之后的 EAGAIN 就是这些读，证明套接字已读空。（对流式套接字，短读已经说明读空了，见 epoll(7)；"
-             "读到 EAGAIN 是本服务器的选择，因为它的缓冲区可能在套接字读空之前就满了。）"),
+             "读到 EAGAIN 是本服务器的选择：同一条规则也适用于监听套接字（accept 没有“短”的结果），"
+             "也适用于随最后一批数据一起到达的文件结束：短读会把它留在套接字里，之后也不会有新事件通知它。）"),
     "edge_undrained": ("It is edge-triggered (EPOLLET), yet {n} time{n:s} a read returned a full buffer and the "
                        "handler went back to {wait} without reading that socket again: the kernel reports a socket "
                        "again only when new data arrives (or epoll_ctl re-arms it), so the bytes left in its buffer are never announced, and "
