@@ -78,8 +78,8 @@ static void close_connection(struct server *srv, struct connection *conn)
 /* Level-triggered: one read and one write at most; the next wait says if
  * there is more. Edge-triggered: until EAGAIN, as the kernel will not say
  * it twice (a short read would show the buffer drained too, epoll(7), but
- * the echo buffer may fill first: EAGAIN is the one sign that holds for
- * every case). --read-once makes the edge-triggered handler stop after one
+ * not an end of file that came with the last data, which no new event
+ * announces; EAGAIN or 0 shows both). --read-once makes the edge-triggered handler stop after one
  * read, the mistake the lesson shows: bytes left in the socket are never
  * announced again, and the connection stalls. Either way the connection asks to hear about writability only
  * while it has bytes pending, and about readability only while its buffer
