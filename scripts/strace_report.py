@@ -392,7 +392,8 @@ MESSAGES = {
                          "这些 task work 由本线程在进出内核时执行（{how}），所以拷贝发生在服务器自己的线程上，"
                          "而不是由别的线程在它做其他事时完成：strace 看不到 task work，它的开销藏在它的系统调用里，"
                          "主要是 io_uring_enter 的 {t:time}。"),
-    "uring_how_coop": ("COOP_TASKRUN: at its next system call", "COOP_TASKRUN：在它的下一次系统调用时"),
+    "uring_how_coop": ("COOP_TASKRUN: when it next returns from the kernel, after a system call or an interrupt",
+                       "COOP_TASKRUN：在它下一次从内核返回时，系统调用或中断之后"),
     "uring_how_signal": ("the kernel interrupts it for it", "内核为此打断它"),
     "uring_sqpoll": ("With SQPOLL the kernel's submission-queue thread (which strace does not trace) submitted the "
                      "requests, so the inline copies and the task work ran there, on its CPU time, not the "
