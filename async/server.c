@@ -65,8 +65,8 @@ static void describe_options(struct model_option table[MODEL_OPTIONS], struct ch
         .help = "io_uring: one request per accept and per recv, no buffer ring (what kernels before 5.19 allow)"};
     table[3] = (struct model_option){
         .name = "task-run", .kind = OPTION_CHOICE, .choices = task_run_names, .value = &c->task_run,
-        .help = "io_uring: when the kernel finishes completions in our thread: deferred until we wait, at our "
-                "next system call, or interrupting us; auto takes the first this kernel accepts"};
+        .help = "io_uring: when the kernel finishes completions in our thread: deferred until we wait, when we "
+                "next leave the kernel, or interrupting us; auto takes the first this kernel accepts"};
     table[4] = (struct model_option){
         .name = "oneshot-recv", .kind = OPTION_FLAG, .value = &c->oneshot_recv,
         .help = "io_uring: receive into the buffer ring, but one recv request per message (no multishot recv)"};
