@@ -655,6 +655,7 @@ void uring_server_run(struct uring_server *srv, const sigset_t *wait_mask)
             return_buffers_and_resume(srv);
     }
 }
+
 /* --- setting up and tearing down ----------------------------------------- */
 
 struct uring_server *uring_server_create(const struct engine_setup *setup, const struct uring_options *options)
