@@ -36,7 +36,10 @@ import sys
 from xml.sax.saxutils import escape, quoteattr
 
 SLEEP, HELD, FREE, ASK = "sleep", "held", "free", "ask"
-COLOURS = {SLEEP: "#4e79a7", HELD: "#f28e2b", FREE: "#59a14f", ASK: "#b07aa1"}
+# The timelines' colours where they mean the same (scripts/strace_report.py):
+# blue a wait, green the copy in, pink a loop that keeps asking.
+COLOURS = {SLEEP: "#4e79a7", HELD: "#59a14f", FREE: "#bab0ac", ASK: "#f4a6a6"}
+TEXT_COLOURS = {SLEEP: "#3b5f86", HELD: "#3d7a35", FREE: "#6b6b6b", ASK: "#b84a4a"}  # darker, to read on white
 FONT = "DejaVu Sans, Noto Sans CJK SC, WenQuanYi Micro Hei, Helvetica, Arial, sans-serif"
 
 # Every word on the figures, in each language. Keys are the English.
@@ -181,7 +184,7 @@ class Figure:
         self._add("<rect x='%d' y='%d' width='%d' height='%d' fill='%s'><title>%s</title></rect>"
                   % (x, y1, BAR_WIDTH, max(y2 - y1, 3), COLOURS[kind], escape(words)))
         if column == "application":
-            self.text(x - 8, (y1 + y2) // 2 + 5, words, size=12, anchor="end", colour=COLOURS[kind], weight="bold",
+            self.text(x - 8, (y1 + y2) // 2 + 5, words, size=12, anchor="end", colour=TEXT_COLOURS[kind], weight="bold",
                       raw=True)
         self.rows = max(self.rows, last)
 
