@@ -11,7 +11,8 @@
 #   -r RUNS     run everything RUNS times; each figure is the median, with
 #               the spread (min to max) beside it (default 3)
 #   -m WORD     only the variants whose name has WORD between dashes
-#               (-m blocking: the three blocking ones, -m epoll, -m fork);
+#               (-m blocking: the three blocking ones, -m epoll, -m fork),
+#               or =NAME for that variant alone (-m =async-uring);
 #               repeat it to add more (-m async -m multiplexing-epoll)
 #   -S          also count every system call the server makes (perf)
 #   -o DIR      where the results go (default results/)
@@ -58,7 +59,7 @@ conns_list='' size=64 seconds=3 runs=3 out=$root/results count_all='' sweep='' r
 only=()
 
 usage() {
-    sed -n '4,26p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '4,27p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 while getopts c:s:d:r:m:So:Ll:k:i:h flag; do
@@ -119,7 +120,7 @@ elif ((${#only[@]})); then
     chosen=()
     for line in "${variants[@]}" "${more_variants[@]}"; do
         for word in "${only[@]}"; do
-            if [[ -${line%% *}- == *-"$word"-* ]]; then
+            if [[ -${line%% *}- == *-"$word"-* || =${line%% *} == "$word" ]]; then
                 chosen+=("$line")
                 break
             fi
