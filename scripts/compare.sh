@@ -274,7 +274,7 @@ start_hold() {
     # shellcheck disable=SC2086
     $client_cpu "$bin/client" hold -n "$n" "127.0.0.1:$port" <"$work/hold.in" >"$work/hold.out" 2>"$work/hold.err" &
     hold_pid=$!
-    held=$(wait_line "$work/hold.out" 's/^holding \([0-9]*\) of .*/\1/p' "$hold_pid" $((400 + n / 10)))
+    held=$(wait_line "$work/hold.out" 's/^holding \([0-9]*\) of .*/\1/p' "$hold_pid" $((700 + n / 10)))
 }
 
 stop_hold() {

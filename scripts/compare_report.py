@@ -75,15 +75,19 @@ def read_runs(path, ticks_per_second):
                 add_server_costs(run, row, bench, ticks_per_second)
             elif run["status"] == "ok":
                 run["status"] = "no result from the client"
+            if run["status"] == "ok" and run["idle_held"] is not None and run["idle_held"] < run["idle"]:
+                run["status"] = "only %d of %d idle connections held" % (run["idle_held"], run["idle"])
             runs.append(run)
     return runs
 
 
 def add_server_costs(run, row, bench, ticks_per_second):
     """What the server spent per message, and what other programs took."""
-    msgs = max(bench["msgs"], 1)
     cpu = int(row["cpu_ns"]) / 1e9
     run["server_cpu_s"] = cpu
+    if not bench["msgs"]:
+        return  # nothing echoed: no cost per message to speak of
+    msgs = bench["msgs"]
     run["cpu_us_per_msg"] = cpu * 1e6 / msgs
     run["reads_per_msg"] = int(row["syscr"]) / msgs
     run["writes_per_msg"] = int(row["syscw"]) / msgs
