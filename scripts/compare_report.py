@@ -565,7 +565,8 @@ def print_idle(runs, entries, note, out=sys.stdout):
         if e.get("msgs_per_sec") is None:
             rows.append([e["variant"], str(e["idle"]), "-", str(e["conns"]), e["status"]] + [""] * (len(heads) - 5))
             continue
-        rows.append([e["variant"], str(e["idle"]), show(e.get("idle_held"), 0), str(e["conns"]),
+        name = e["variant"] if e["status"] == "ok" else "%s (%s)" % (e["variant"], e["status"])
+        rows.append([name, str(e["idle"]), show(e.get("idle_held"), 0), str(e["conns"]),
                      show_spread(e, "msgs_per_sec", 0), show_spread(e, "cpu_us_per_msg", 2),
                      show_spread(e, "p50_us"), show_spread(e, "p99_us"), show_spread(e, "rss_kib", 0),
                      show_served(e)])
@@ -609,6 +610,8 @@ def draw_idle(runs, entries, note, path):
                                       e.get(figure + "_max") if e["runs"] >= 2 else None) for e in mine],
                           "marks": [(mine[-1]["idle"] or zero_at, mine[-1][figure], "stops (FD_SETSIZE)")]
                           if mine and any(s["variant"] == variant for s in stops) else []})
+            lines[-1]["marks"] += [(e["idle"], e[figure], "only %s held" % show(e["idle_held"], 0)) for e in mine
+                                   if e["status"].startswith("only") and e.get("idle_held") is not None]
         line_chart(picture, 10, top, width - 20, chart_height, title + " against idle connections", lines,
                    "idle connections held open (log scale)", unit, x_log=True, x_names=x_names)
         top += chart_height + 10
