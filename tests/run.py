@@ -6,6 +6,10 @@ tests/test_*.py module, each under a time limit, and ends with the line
 `N passed, N failed, N skipped`. Exit status 1 if anything failed.
 
     tests/run.py [--bin DIR] [--build DIR] [--sanitized] [-k SUBSTRING] [-j JOBS] [-x]
+    tests/run.py --grade 'COMMAND' [--iterative]
+
+With --grade it runs the echo-server checks against a server in any
+language instead, as `make grade` does (tests/grade.py says how).
 """
 import argparse
 import concurrent.futures
@@ -85,7 +89,13 @@ def main():
     parser.add_argument("-k", dest="selector", help="run only tests whose name contains this")
     parser.add_argument("-j", dest="jobs", type=int, default=1, help="tests run at once (default 1)")
     parser.add_argument("-x", dest="exitfirst", action="store_true", help="stop at the first failure")
+    parser.add_argument("--grade", metavar="COMMAND", help="grade this echo server command instead (tests/grade.py)")
+    parser.add_argument("--iterative", action="store_true", help="with --grade: a one-client-at-a-time server")
     args = parser.parse_args()
+    if args.grade:
+        import grade
+        results = grade.grade(args.grade, args.iterative, [args.selector] if args.selector else None)
+        return 1 if any(status == harness.FAIL for _, status, _ in results) else 0
 
     harness.configure(bin_dir=args.bin, sanitized=args.sanitized, build_dir=args.build)
     passed, failed = run_unit_tests(args.selector)

@@ -667,7 +667,7 @@ def interrupted_reads(variant):
             injected = sum(1 for line in f if "(INJECTED)" in line)
         if not injected:
             why = "the server made no %s call strace could interrupt" % READ_CALLS.replace(",", "/")
-            if getattr(variant, "ours", True):
+            if variant.ours:
                 raise AssertionError(why)
             raise harness.NotApplicable(why)
 
