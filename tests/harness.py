@@ -265,12 +265,18 @@ class Server:
         try:
             return connect(self.port, self.host, timeout)
         except ConnectionRefusedError:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=1)
-            status = self.proc.poll()
-            if status is None:
-                raise
-            how = "was killed by signal %d" % -status if status < 0 else "had exited with status %d" % status
+            self.explain_refusal()
+            raise
+
+    def explain_refusal(self):
+        """After a refused connect: fails saying how the server ended, if it
+        has (a dying process closes its listener just before it exits)."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=1)
+        status = self.proc.poll()
+        if status is not None:
+            how = "was killed by %s" % signal.Signals(-status).name if status < 0 else \
+                "had exited with status %d" % status
             raise AssertionError("connection refused: the server %s" % how) from None
 
 

@@ -272,7 +272,12 @@ def stuff_server(srv):
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
     sock.settimeout(slow(10))
-    sock.connect((srv.host, srv.port))
+    try:
+        sock.connect((srv.host, srv.port))
+    except ConnectionRefusedError:
+        sock.close()
+        srv.explain_refusal()
+        raise
     step, data = 32 * 1024, payload(16 * MiB, 2)
     for k in range(len(data) // step):
         before = server_side(sock)[1]
