@@ -57,8 +57,9 @@ TEXT = {
         "multiplexing": "3. IO multiplexing",
         "signal-driven": "4. Signal-driven IO",
         "asynchronous": "5. Asynchronous IO",
-        "say-blocking": "The thread sleeps in read (or accept) until the data is there, then stays in the same "
-                        "call while the kernel copies it: held in both phases.",
+        "say-blocking": "The thread sleeps in read until the data is there (phase 1), then stays in the same "
+                        "call while the kernel copies it (phase 2, held). accept sleeps the same way, for a "
+                        "connection.",
         "say-nonblocking": "read returns EAGAIN at once while nothing is there, so the thread asks again and again "
                            "(or naps between questions); when data is there, read copies it and the thread is "
                            "held for the copy.",
@@ -98,7 +99,8 @@ TEXT = {
         "multiplexing": "3. IO 多路复用",
         "signal-driven": "4. 信号驱动 IO",
         "asynchronous": "5. 异步 IO",
-        "say-blocking": "线程睡在 read（或 accept）中直到数据到达，然后仍停在同一个调用里等内核拷贝：两个阶段都被阻塞。",
+        "say-blocking": "线程睡在 read 中直到数据到达（阶段 1），然后仍停在同一个调用里等内核拷贝（阶段 2）。"
+                        "accept 也这样睡眠，等的是连接。",
         "say-nonblocking": "没有数据时 read 立即返回 EAGAIN，线程一遍又一遍地询问（或在两次询问之间小睡）；"
                            "数据到达后 read 拷贝数据，拷贝期间线程停在调用中。",
         "say-multiplexing": "一次等待（select、poll、epoll_wait）同时为所有套接字睡眠，并告诉我们哪个可读；"
