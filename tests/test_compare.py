@@ -76,6 +76,20 @@ def test_each_figure_is_the_median_of_the_repeats_with_its_spread():
     assert abs(spread[("v", 1, None, 0)] - 0.8) < 1e-9, spread  # (3.0 - 1.0) / 2.5
 
 
+def test_a_server_copying_with_recv_and_send_shows_no_read_write_count():
+    """/proc/PID/io counts read and write, not recv and send: the Python
+    server's zero there would read as 'no copying calls', like io_uring's."""
+    assert "multiplexing-python" in compare_report.RECV_SEND
+    assert "multiplexing-epoll" not in compare_report.RECV_SEND
+    row = {"cpu_ns": "2000000", "syscr": "0", "syscw": "0", "started": "1", "ended": "2", "busy_ticks": "0"}
+    python, epoll = {}, {}
+    compare_report.add_server_costs(python, dict(row, variant="multiplexing-python"), {"msgs": 1000}, 100)
+    compare_report.add_server_costs(epoll, dict(row, variant="multiplexing-epoll", syscr="1000", syscw="1000"),
+                                    {"msgs": 1000}, 100)
+    assert python.get("syscalls_per_msg") is None and python["cpu_us_per_msg"] == 2.0, python
+    assert epoll["syscalls_per_msg"] == 2.0, epoll
+
+
 # -- the script ---------------------------------------------------------------------
 
 def test_compare_repeats_and_shows_the_spread():
