@@ -34,8 +34,9 @@ static const char *const engine_names[] = {"auto", "uring", "posix-aio", NULL};
 /* In the order of enum ring_task_run. */
 static const char *const task_run_names[] = {"auto", "deferred", "cooperative", "interrupting", NULL};
 
-static const char SUMMARY[] = "An echo server in the async model: the kernel does the IO and reports each "
-                              "completion (io_uring, or POSIX AIO with a real-time signal).";
+static const char SUMMARY[] = "An echo server in the async model: it asks for each read and write and is told when it "
+                              "is complete (io_uring: by default the copy runs on this thread, inside io_uring_enter; POSIX AIO: "
+                              "glibc's helper threads do it, and a real-time signal reports it).";
 
 static const char *const on_off[] = {"on", "off", NULL};
 enum { ON, OFF };
