@@ -235,6 +235,17 @@ def head_lines(runs, out, what):
     out.write("\n")
 
 
+def chart_heading(picture, runs, title):
+    """A chart's title (its %s takes the repeats, if any) and, below it,
+    where it was measured and how disturbed the machine was."""
+    repeats = max((r.get("run") or 1 for r in runs), default=1)
+    picture.text(10, 20, title % (", median of %d runs, bars min-max" % repeats if repeats > 1 else ""), size=14,
+                 font_weight="bold")
+    warning = disturbance(runs)
+    picture.text(10, 38, "measured on " + where_measured() + ("; " + warning if warning else ""), size=10,
+                 fill="#c0392b" if warning else "#555")
+
+
 def markdown_table(heads, rows, out):
     out.write("| %s |\n" % " | ".join(heads))
     out.write("|---|%s\n" % ("--:|" * (len(heads) - 1)))
@@ -322,13 +333,8 @@ def draw_race(runs, entries, path):
               ("Server CPU per message", "cpu_us_per_msg", "µs", False)]
     panel = 470
     picture = svg.Svg(panel * 2 + 20, 0)
-    repeats = max((r.get("run") or 1 for r in runs), default=1)
-    picture.text(10, 20, "Echo servers side by side: %s-byte messages, closed loop%s"
-                 % (entries[0].get("size") or "?", ", median of %d runs, bars min-max" % repeats
-                    if repeats > 1 else ""), size=14, font_weight="bold")
-    warning = disturbance(runs)
-    picture.text(10, 38, "measured on " + where_measured() + ("; " + warning if warning else ""), size=10,
-                 fill="#c0392b" if warning else "#555")
+    chart_heading(picture, runs, "Echo servers side by side: %s-byte messages, closed loop%%s"
+                  % (entries[0].get("size") or "?"))
     picture.text(10, 52, "Red notes: connections that got no echo (starved). A server that serves one connection "
                  "and starves the rest shows a fine p99 and a huge slowest-connection median.", size=10,
                  fill="#555")
@@ -533,14 +539,8 @@ def draw_sweep(runs, entries, limit, path):
     found = knees(entries, limit)
     width, chart_height = 1000, 460
     picture = svg.Svg(width, 0)
-    repeats = max((r.get("run") or 1 for r in runs), default=1)
-    picture.text(10, 20, "Latency against offered load (open loop, %s connections, %s-byte messages%s)"
-                 % (entries[0]["conns"], entries[0].get("size") or "?",
-                    ", median of %d runs, bars min-max" % repeats if repeats > 1 else ""), size=14,
-                 font_weight="bold")
-    warning = disturbance(runs)
-    picture.text(10, 38, "measured on " + where_measured() + ("; " + warning if warning else ""), size=10,
-                 fill="#c0392b" if warning else "#555")
+    chart_heading(picture, runs, "Latency against offered load (open loop, %s connections, %s-byte messages%%s)"
+                  % (entries[0]["conns"], entries[0].get("size") or "?"))
     picture.text(10, 52, "p99 solid, p50 dashed; ringed: the knee, the highest offered rate whose p99 stays under "
                  + limit_words(limit) + ". Latency counts from when each message was due.", size=10, fill="#555")
     lines = []
@@ -600,14 +600,8 @@ def draw_idle(runs, entries, note, path):
     zero_at = (min(positive) / 10) if positive else 1  # 0 cannot sit on a log axis: one decade left of the rest
     width, chart_height = 1000, 340
     picture = svg.Svg(width, 0)
-    repeats = max((r.get("run") or 1 for r in runs), default=1)
-    picture.text(10, 20, "Cost against idle connections (%s busy connections, %s-byte messages%s)"
-                 % (entries[0]["conns"], entries[0].get("size") or "?",
-                    ", median of %d runs, bars min-max" % repeats if repeats > 1 else ""), size=14,
-                 font_weight="bold")
-    warning = disturbance(runs)
-    picture.text(10, 38, "measured on " + where_measured() + ("; " + warning if warning else ""), size=10,
-                 fill="#c0392b" if warning else "#555")
+    chart_heading(picture, runs, "Cost against idle connections (%s busy connections, %s-byte messages%%s)"
+                  % (entries[0]["conns"], entries[0].get("size") or "?"))
     stops = [e for e in entries if e.get("msgs_per_sec") is None and "FD_SETSIZE" in e["status"]]
     words = "select and poll hand the kernel every watched descriptor on each wait; epoll and io_uring only the ready ones."
     if stops:
