@@ -255,8 +255,10 @@ class Page:
         self.last = None
 
     def rewrite(self, line):
-        line = re.sub(r"(?<![\w/.])bin/", str(harness.BIN_DIR) + "/", line)
+        # /tmp first: the paths put in after it may themselves lie under /tmp
+        # (a clone checked out there), and must stay as they are.
         line = re.sub(r"(?<![\w./])/tmp(?=/|\s|$)", lambda m: str(self.tmp), line)
+        line = re.sub(r"(?<![\w/.])bin/", str(harness.BIN_DIR) + "/", line)
         line = re.sub(r"(\s-d\s+)\d+(\.\d+)?", r"\g<1>0.2", line)
         for kind, default in (("echo", "8000"), ("ftp", "2121")):
             if kind in self.servers:
