@@ -102,7 +102,7 @@ clean:
 # finds the programs as it does here. `make uninstall` removes all of it.
 PREFIX  ?= /usr/local
 DATADIR  = $(PREFIX)/share/iomodels
-SCRIPTS := $(filter-out scripts/iomodels.sh,$(wildcard scripts/*.sh scripts/*.py)) scripts/variants.txt
+SCRIPTS := $(filter-out scripts/iomodels.sh,$(wildcard scripts/*.sh scripts/*.py scripts/*.json)) scripts/variants.txt
 SCRIPT_VARIANTS := $(shell awk '!/^\#/ && $$3 ~ /\// {print $$3}' scripts/variants.txt)
 
 install: $(TARGETS)

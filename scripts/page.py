@@ -44,89 +44,9 @@ MODELS = [
      lambda stem: stem.startswith("async")),
 ]
 
-TEXT = {
-    "en": {
-        "title": "IO models: where each one waits",
-        "lead": "Each model as Stevens draws it, then what strace measured on this machine: "
-                "where the thread slept waiting for the data (phase 1) and where it was held "
-                "while the data was copied (phase 2). Hover a span for the system call it stands for.",
-        "machine": "machine", "kernel": "kernel", "date": "page written", "load": "load (1, 5, 15 min)",
-        "commit": "commit", "results": "results", "made": "figures made",
-        "blocking": "1. Blocking IO",
-        "nonblocking": "2. Nonblocking IO",
-        "multiplexing": "3. IO multiplexing",
-        "signal-driven": "4. Signal-driven IO",
-        "asynchronous": "5. Asynchronous IO",
-        "say-blocking": "The thread sleeps in read until the data is there (phase 1), then stays in the same "
-                        "call while the kernel copies it (phase 2, held). accept sleeps the same way, for a "
-                        "connection.",
-        "say-nonblocking": "read returns EAGAIN at once while nothing is there, so the thread asks again and again "
-                           "(or naps between questions); when data is there, read copies it and the thread is "
-                           "held for the copy.",
-        "say-multiplexing": "One wait (select, poll, epoll_wait) sleeps for every socket at once and says which is "
-                            "readable; the read that follows copies, and holds the thread for the copy.",
-        "say-signal-driven": "The kernel raises SIGIO when IO can start; the thread may run meanwhile (this server "
-                             "sleeps in sigsuspend only because it has nothing else to do), then reads, held for "
-                             "the copy. On TCP SIGIO comes for many conditions and does not queue, so the server "
-                             "sweeps every connection (UNP 25.2).",
-        "say-asynchronous": "The request is handed over and the call returns at once; the program is told when the "
-                            "IO is complete, not when it can start. With io_uring the copy still runs in the "
-                            "submitting thread: inline at submit, or as task work inside its io_uring_enter "
-                            "(strace cannot see task work). glibc's POSIX AIO runs every request on a helper "
-                            "thread that blocks in read.",
-        "traced": "Traced in this run", "not-traced": "Not traced in this run; to trace it:",
-        "verdict": "Verdict", "proof": "The strace lines that show it",
-        "reproduce": "Reproduce", "compare": "Side by side: every variant under the same load",
-        "compare-none": "No comparison in this run; to make one:",
-        "latency": "Latency and other measurements", "latency-none": "No other measurement in this run.",
-        "legend-title": "Colours of the diagrams",
-        "legend": [("sleep", "sleeps: waits for the data"), ("held", "held in the call: the copy"),
-                   ("ask", "asks again: EAGAIN"), ("free", "free: runs its own code")],
-        "table": "table", "chart": "chart", "files": "files",
-        "footer": "Written by scripts/page.py from the files in %s. The lesson: docs/models.md; the labs: docs/labs.md.",
-        "contents": "Contents",
-        "crowd": "What select cannot watch: one crowd past FD_SETSIZE (1024)",
-        "crowd-heads": ["API", "clients at once", "served", "refused"],
-    },
-    "zh": {
-        "title": "IO 模型：每一种在哪里等待",
-        "lead": "先看 Stevens 画法的每种模型，再看 strace 在本机测到的结果：线程在哪里睡眠等待数据（阶段 1），"
-                "在哪里因内核拷贝数据而停在调用中（阶段 2）。鼠标悬停在色块上可看到它对应的系统调用。",
-        "machine": "机器", "kernel": "内核", "date": "页面生成时间", "load": "负载（1、5、15 分钟）",
-        "commit": "提交", "results": "结果目录", "made": "图表生成时间",
-        "blocking": "1. 阻塞 IO",
-        "nonblocking": "2. 非阻塞 IO",
-        "multiplexing": "3. IO 多路复用",
-        "signal-driven": "4. 信号驱动 IO",
-        "asynchronous": "5. 异步 IO",
-        "say-blocking": "线程睡在 read 中直到数据到达（阶段 1），然后仍停在同一个调用里等内核拷贝（阶段 2）。"
-                        "accept 也这样睡眠，等的是连接。",
-        "say-nonblocking": "没有数据时 read 立即返回 EAGAIN，线程一遍又一遍地询问（或在两次询问之间小睡）；"
-                           "数据到达后 read 拷贝数据，拷贝期间线程停在调用中。",
-        "say-multiplexing": "一次等待（select、poll、epoll_wait）同时为所有套接字睡眠，并告诉我们哪个可读；"
-                            "随后的 read 负责拷贝，拷贝期间线程停在调用中。",
-        "say-signal-driven": "可以开始 IO 时内核发出 SIGIO；其间线程可以运行（本服务器睡在 sigsuspend 中只是因为无事可做），"
-                             "然后 read，拷贝期间停在调用中。在 TCP 上 SIGIO 因多种情况产生且不排队，"
-                             "所以服务器要扫一遍所有连接（UNP 25.2）。",
-        "say-asynchronous": "请求交给内核后调用立即返回；程序得到的通知是 IO 已完成，而不是可以开始。"
-                            "用 io_uring 时拷贝仍在提交请求的线程里进行：提交时就地拷贝，或在它的 io_uring_enter 中作为 "
-                            "task work 运行（strace 看不到 task work）。glibc 的 POSIX AIO 把每个请求交给一个阻塞在 read "
-                            "中的辅助线程。",
-        "traced": "本次运行的跟踪", "not-traced": "本次运行未跟踪；跟踪它：",
-        "verdict": "结论", "proof": "证明它的 strace 行",
-        "reproduce": "重现", "compare": "并排比较：相同负载下的每个变体",
-        "compare-none": "本次运行没有比较；生成比较：",
-        "latency": "延迟及其他测量", "latency-none": "本次运行没有其他测量。",
-        "legend-title": "图中颜色",
-        "legend": [("sleep", "睡眠：等待数据"), ("held", "停在调用中：拷贝"),
-                   ("ask", "反复询问：EAGAIN"), ("free", "空闲：运行自己的代码")],
-        "table": "表", "chart": "图", "files": "文件",
-        "footer": "由 scripts/page.py 根据 %s 中的文件生成。课程讲解：docs/zh/models.md；实验：docs/zh/labs.md。",
-        "contents": "目录",
-        "crowd": "select 监视不了的：超过 FD_SETSIZE (1024) 的一群客户端",
-        "crowd-heads": ["API", "同时连接的客户端", "得到服务", "被拒绝"],
-    },
-}
+# The page's words, in English and in Chinese: data, kept beside this file.
+with open(os.path.join(HERE, "page_text.json"), encoding="utf-8") as _words:
+    TEXT = json.load(_words)
 
 STYLE = """
 :root { --ink: #1d1d1f; --muted: #555; --rule: #d0d4da; --panel: #f6f7f9; }
