@@ -168,10 +168,8 @@ def grade(command, iterative=False, only=None, out=sys.stdout):
                     with harness.time_limit(seconds):
                         prop(student)
                 status, reason = harness.run_check(run)
-        results.append((name, status, reason))
-        print(harness.report_line(name, status, reason), file=out, flush=True)
-    for line in harness.report_summary(results):
-        print(line, file=out, flush=True)
+        harness.report(results, name, status, reason, out)
+    harness.print_summary(results, out)
     return results
 
 

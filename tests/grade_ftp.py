@@ -147,16 +147,6 @@ class Control:
         self.sock.close()
 
 
-def recv_all(sock, timeout=20):
-    sock.settimeout(timeout)
-    chunks = []
-    while True:
-        chunk = sock.recv(1 << 20)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-
-
 def download(ftp, name):
     chunks = []
     ftp.retrbinary("RETR " + name, chunks.append)
@@ -261,7 +251,7 @@ def check_active_mode(srv, root):
     code, text = c.command("RETR hello.txt")
     assert code in (125, 150), "RETR after PORT got %d %s" % (code, text)
     conn, _ = listener.accept()
-    assert recv_all(conn) == SMALL, "the active-mode download differs"
+    assert harness.recv_all(conn) == SMALL, "the active-mode download differs"
     assert c.reply()[0] == 226, "no 226 after the active-mode download"
     conn.close()
     listener.close()
@@ -359,14 +349,14 @@ def check_confinement(srv, root):
         data = c.passive()
         code, text = c.command("RETR " + path)
         if code in (125, 150):
-            got = recv_all(data)
+            got = harness.recv_all(data)
             c.reply()
             assert SECRET not in got, "RETR %s sent a file from outside the root" % path
         data.close()
     data = c.passive()
     code, _ = c.command("NLST ..")
     if code in (125, 150):
-        listing = recv_all(data)
+        listing = harness.recv_all(data)
         c.reply()
         assert b"secret.txt" not in listing, "NLST .. listed the directory above the root"
     data.close()
@@ -469,10 +459,8 @@ def grade(command, only=None, out=sys.stdout):
 
         with harness.time_limit(90):
             status, reason = harness.run_check(run)
-        results.append((name, status, reason))
-        print(harness.report_line(name, status, reason), file=out, flush=True)
-    for line in harness.report_summary(results):
-        print(line, file=out, flush=True)
+        harness.report(results, name, status, reason, out)
+    harness.print_summary(results, out)
     return results
 
 

@@ -50,6 +50,17 @@ def slow(seconds):
     return seconds * (4 if SANITIZED else 1)
 
 
+def recv_all(sock, timeout=20):
+    """Everything the peer sends until it closes (a data connection's whole transfer)."""
+    sock.settimeout(slow(timeout))
+    chunks = []
+    while True:
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
 def binary(name):
     """A program of scripts/variants.txt: in BIN_DIR, or a path from the root if it has a slash."""
     path = ROOT / name if "/" in name else BIN_DIR / name
@@ -644,6 +655,17 @@ def report_line(name, status, reason=""):
     """`PASS  name`, `FAIL  name: reason` or `N/A   name: reason`."""
     line = "%-5s %s" % (status, name)
     return line + (": " + reason if reason and status != PASS else "")
+
+
+def report(results, name, status, reason, out):
+    """Records one check's result and prints its line at once, so a teacher sees progress."""
+    results.append((name, status, reason))
+    print(report_line(name, status, reason), file=out, flush=True)
+
+
+def print_summary(results, out):
+    for line in report_summary(results):
+        print(line, file=out, flush=True)
 
 
 def report_summary(results):

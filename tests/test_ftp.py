@@ -156,16 +156,6 @@ def pasv_port(text):
     return numbers[4] * 256 + numbers[5]
 
 
-def recv_all(sock, timeout=20):
-    sock.settimeout(slow(timeout))
-    chunks = []
-    while True:
-        chunk = sock.recv(1 << 20)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-
-
 def leftovers(root):
     """Temporary upload files anywhere under root."""
     return [os.path.join(d, f) for d, _, files in os.walk(root) for f in files if f.endswith(".part")]
@@ -485,7 +475,7 @@ def test_escapes_from_the_root_are_refused():
             # A link that stays inside the root is followed.
             data = c.passive()
             assert c.command("RETR good-link")[0] == 150
-            assert recv_all(data) == b"inside"
+            assert harness.recv_all(data) == b"inside"
             assert c.reply()[0] == 226
             c.close()
             status, _ = srv.stop()
@@ -541,7 +531,7 @@ def test_port_and_eprt_may_only_name_the_control_peer():
             assert c.command(command)[0] == 200
             assert c.command("RETR f.txt")[0] == 150
             conn, _ = listener.accept()
-            assert recv_all(conn) == b"active mode works"
+            assert harness.recv_all(conn) == b"active mode works"
             assert c.reply()[0] == 226
             conn.close()
             listener.close()
@@ -566,7 +556,7 @@ def test_passive_port_accepts_only_the_control_peer():
 
         data = harness.connect(port, srv.host)
         assert c.command("RETR f.txt")[0] == 150
-        assert recv_all(data) == b"only for you"
+        assert harness.recv_all(data) == b"only for you"
         assert c.reply()[0] == 226
         c.close()
 
@@ -860,7 +850,7 @@ def test_epsv_1_from_an_ipv4_client_of_a_dual_stack_listener():
         assert code == 229, (code, text)
         data = harness.connect(int(re.search(r"\(\|\|\|(\d+)\|\)", text).group(1)), "127.0.0.1", timeout=10)
         assert c.command("RETR f.txt")[0] == 150
-        assert recv_all(data) == b"dual stack"
+        assert harness.recv_all(data) == b"dual stack"
         assert c.reply()[0] == 226
         assert c.command("EPSV 2")[0] == 522
         c.close()
@@ -969,7 +959,7 @@ def check_session_limit(srv, root, clients):
     assert greeted + refused == clients and greeted >= 1 and refused >= 1, (greeted, refused)
     data = c.passive()
     assert c.command("LIST")[0] == 150
-    recv_all(data)
+    harness.recv_all(data)
     assert c.reply()[0] == 226
     data = c.passive()
     assert c.command("STOR up.bin")[0] == 150
@@ -978,7 +968,7 @@ def check_session_limit(srv, root, clients):
     assert c.reply()[0] == 226
     data = c.passive()
     assert c.command("RETR up.bin")[0] == 150
-    assert recv_all(data) == b"u" * 100_000
+    assert harness.recv_all(data) == b"u" * 100_000
     assert c.reply()[0] == 226
     for sock in socks:
         sock.close()
@@ -1033,7 +1023,7 @@ def test_rest_applies_only_to_the_transfer_right_after_it():
         data = c.passive()
         assert c.command("REST 100")[0] == 350
         assert c.command("LIST")[0] == 150
-        recv_all(data)
+        harness.recv_all(data)
         assert c.reply()[0] == 226
         assert c.command("PWD")[0] == 257
         data = c.passive()
@@ -1046,17 +1036,17 @@ def test_rest_applies_only_to_the_transfer_right_after_it():
         data = c.passive()
         assert c.command("REST 100")[0] == 350
         assert c.command("NLST")[0] == 150
-        recv_all(data)
+        harness.recv_all(data)
         assert c.reply()[0] == 226
         data = c.passive()
         assert c.command("RETR keep.bin")[0] == 150
-        assert recv_all(data) == content
+        assert harness.recv_all(data) == content
         assert c.reply()[0] == 226
 
         data = c.passive()  # straight before its RETR, REST still works
         assert c.command("REST 100")[0] == 350
         assert c.command("RETR keep.bin")[0] == 150
-        assert recv_all(data) == content[100:]
+        assert harness.recv_all(data) == content[100:]
         assert c.reply()[0] == 226
         c.close()
 
