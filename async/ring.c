@@ -22,8 +22,10 @@ enum { KERNEL_SIGSET_BYTES = _NSIG / 8 };
 static int io_uring_enter(const struct ring *ring, unsigned to_submit, unsigned min_complete, unsigned flags,
                           const sigset_t *mask)
 {
+    /* syscall() reads every argument as a long: the last, passed on the
+     * stack, must be one, or its upper half is whatever was there. */
     return (int)syscall(__NR_io_uring_enter, ring->enter_fd, to_submit, min_complete, flags | ring->enter_flags, mask,
-                        mask ? KERNEL_SIGSET_BYTES : 0);
+                        (size_t)(mask ? KERNEL_SIGSET_BYTES : 0));
 }
 
 /* The argument of a wait with IORING_ENTER_EXT_ARG, laid out as the
