@@ -25,13 +25,18 @@ struct engine_setup {
     struct server_stats *stats;
 };
 
+/* Whether a wait asks for several completions at once (uring.c, "batched
+ * waits"): never, while nearly every connection is busy, or always. */
+enum wait_batching { BATCH_NEVER, BATCH_WHEN_BUSY, BATCH_ALWAYS };
+
 struct uring_options {
     enum ring_task_run task_run;
     bool sqpoll;  /* a kernel thread polls the submission queue */
     bool oneshot; /* no multishot and no buffer ring, as kernels before 5.19 must */
     bool oneshot_recv;      /* the buffer ring, but one recv per message */
     bool registered_ring;   /* io_uring_enter names the ring by its registered index */
-    unsigned wait_batch_us; /* batched completion waits, bounded by this; 0: off */
+    enum wait_batching batching;
+    unsigned wait_batch_us; /* the bound of a batched wait */
 };
 
 struct uring_server;

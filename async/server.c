@@ -48,7 +48,9 @@ struct choices {
     bool oneshot;
     bool oneshot_recv;
     int registered_ring;
-    long wait_batch_us;
+    const char *wait_batch;
+    enum wait_batching batching; /* from wait_batch */
+    unsigned wait_batch_us;
 };
 
 enum { MODEL_OPTIONS = 7, MAX_WAIT_BATCH_US = 10000 };
@@ -75,27 +77,52 @@ static void describe_options(struct model_option table[MODEL_OPTIONS], struct ch
         .name = "registered-ring", .kind = OPTION_CHOICE, .choices = on_off, .value = &c->registered_ring,
         .help = "io_uring: register the ring's own descriptor, so io_uring_enter need not look it up (5.18)"};
     table[6] = (struct model_option){
-        .name = "wait-batch", .kind = OPTION_NUMBER, .metavar = "USEC", .min = 0, .max = MAX_WAIT_BATCH_US,
-        .value = &c->wait_batch_us,
-        .help = "io_uring: wait for a completion per client, returning with what has come after USEC "
-                "microseconds (6.12); 0: one completion at a time"};
+        .name = "wait-batch", .kind = OPTION_STRING, .metavar = "auto|off|USEC", .value = &c->wait_batch,
+        .help = "io_uring: wait for several completions at once, returning with what has come after a bound "
+                "(6.12): auto, while nearly every connection is busy, for at most 50 us; USEC, always, for at "
+                "most USEC microseconds; off, one completion at a time"};
+}
+
+/* auto, off (or 0, as before), or a bound in microseconds: batch always. */
+static bool parse_wait_batch(const char *text, enum wait_batching *batching, unsigned *usec)
+{
+    *usec = 0;
+    if (strcmp(text, "auto") == 0) {
+        *batching = BATCH_WHEN_BUSY;
+        return true;
+    }
+    if (strcmp(text, "off") == 0 || strcmp(text, "0") == 0) {
+        *batching = BATCH_NEVER;
+        return true;
+    }
+    char *end;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (errno || end == text || *end || value < 1 || value > MAX_WAIT_BATCH_US)
+        return false;
+    *batching = BATCH_ALWAYS;
+    *usec = (unsigned)value;
+    return true;
 }
 
 static void parse_options(int argc, char **argv, struct server_options *common, struct choices *c)
 {
     struct model_option model[MODEL_OPTIONS];
     *common = server_options_defaults(DEFAULT_PORT);
-    *c = (struct choices){.engine = ENGINE_AUTO, .task_run = TASK_RUN_BEST};
+    *c = (struct choices){.engine = ENGINE_AUTO, .task_run = TASK_RUN_BEST, .wait_batch = "auto"};
     describe_options(model, c);
     parse_server_options(argc, argv, SUMMARY, common, model, MODEL_OPTIONS);
 
+    if (!parse_wait_batch(c->wait_batch, &c->batching, &c->wait_batch_us))
+        server_usage_error(SUMMARY, model, MODEL_OPTIONS, "--wait-batch: auto, off or microseconds from 1 to %d, "
+                           "not '%s'", MAX_WAIT_BATCH_US, c->wait_batch);
     const char *conflict = NULL;
     bool uring_options = c->sqpoll || c->oneshot || c->oneshot_recv || c->task_run != TASK_RUN_BEST ||
-                         c->registered_ring != ON || c->wait_batch_us != 0;
+                         c->registered_ring != ON || c->batching == BATCH_ALWAYS;
     if (c->engine == ENGINE_POSIX_AIO && uring_options)
         conflict = "--sqpoll, --oneshot, --oneshot-recv, --task-run, --registered-ring and --wait-batch apply to "
                    "the uring engine only";
-    else if (c->sqpoll && c->wait_batch_us != 0)
+    else if (c->sqpoll && c->batching == BATCH_ALWAYS)
         conflict = "--wait-batch does not apply with --sqpoll (the polling thread submits, we only wait)";
     else if (c->sqpoll && c->task_run != TASK_RUN_BEST)
         conflict = "--task-run does not apply with --sqpoll (the polling thread runs the task work)";
@@ -203,7 +230,8 @@ int main(int argc, char **argv)
                                         .oneshot = c.oneshot,
                                         .oneshot_recv = c.oneshot_recv,
                                         .registered_ring = c.registered_ring == ON,
-                                        .wait_batch_us = (unsigned)c.wait_batch_us};
+                                        .batching = c.sqpoll ? BATCH_NEVER : c.batching,
+                                        .wait_batch_us = c.wait_batch_us};
         uring = try_uring(&setup, &options, why, sizeof why);
         if (!uring && c.engine == ENGINE_URING)
             die("io_uring is unavailable: %s", why);

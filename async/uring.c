@@ -50,6 +50,12 @@ enum {
      * burst of clients can complete more at once than was ever submitted. */
     CQ_ENTRIES = 4 * SQ_ENTRIES,
     SQPOLL_IDLE_MS = 1000,
+    /* Batched waits (see completions_to_wait_for): --wait-batch auto waits
+     * at most BATCH_AUTO_US, while at least BUSY_LEAST connections, and
+     * BUSY_PERCENT of all, sent a message within the last window. */
+    BATCH_AUTO_US = 50,
+    BUSY_LEAST = 16,
+    BUSY_PERCENT = 90,
 
     /* The buffer ring: the kernel picks any buffer it offers when data
      * arrives. It offers RING_WINDOW at a time, from a pool of up to
@@ -69,6 +75,8 @@ enum {
      * without running out. */
     EPISODE_GAP_MS = 1000
 };
+
+static const int64_t BUSY_WINDOW_NS = 1000000;
 
 #ifndef IORING_FEAT_MIN_TIMEOUT
 #define IORING_FEAT_MIN_TIMEOUT (1U << 15) /* Linux 6.12; older headers lack it */
@@ -124,6 +132,7 @@ struct connection {
     unsigned in_flight;      /* requests the kernel holds on this socket, cancels included */
     struct buffer_queue queue; /* received, not yet echoed (with a buffer ring) */
     struct list_node waiting;  /* on the ring's waiting list in RECV_NO_BUFFER */
+    uint32_t busy_window;      /* the last window in which a message came */
 };
 
 /* Accepting, or why not. */
@@ -157,8 +166,13 @@ struct uring_server {
 
     bool cq_overflowing;
     unsigned dropped_reported;
-    bool batch_waits;         /* wait for many completions at once (--wait-batch) */
-    unsigned sends_this_turn; /* most complete inside the call that submits them */
+    enum wait_batching batching; /* BATCH_NEVER also where the kernel cannot */
+    unsigned batch_us;           /* a batched wait's bound */
+    unsigned sends_this_turn;    /* most complete inside the call that submits them */
+    uint32_t window;             /* counts the BUSY_WINDOW_NS windows */
+    int64_t window_ends_ns;
+    unsigned busy_now, busy_before; /* connections with a message in this window, the last */
+    unsigned long waits, batched_waits; /* for the closing log line */
 };
 
 /* --- submitting requests ------------------------------------------------- */
@@ -428,6 +442,10 @@ static void on_recv(struct uring_server *srv, struct connection *conn, const str
         if (!srv->have_buffer_ring)
             conn->echo.buf->end += (size_t)cqe->res;
         stats_message_received(srv->stats, conn->echo.fd, (size_t)cqe->res);
+        if (conn->busy_window != srv->window) {
+            conn->busy_window = srv->window;
+            srv->busy_now++;
+        }
     }
     recv_completed(srv, conn, cqe);
 }
@@ -617,19 +635,58 @@ static void watch_completion_queue(struct uring_server *srv)
     }
 }
 
-/* How many completions the next wait asks for. One, normally. Batched
- * (--wait-batch), one per client besides those of the sends submitted now
- * (which mostly complete inside the very call that submits them, and would
- * otherwise end its wait at once); the kernel returns earlier with what has
- * come once the batch's time is up. */
+/* --- batched waits ------------------------------------------------------ */
+
+/* Waking for every completion costs the thread a sleep and a wakeup per
+ * message, and the client's send the work of waking it. A wait for several
+ * completions, bounded by a short timer (min_wait_usec, Linux 6.12), shares
+ * those out over a batch. It pays only while the clients keep nearly every
+ * connection busy: each message then waits its turn behind the others
+ * anyway. With few busy connections, or at a moderate rate, it would only
+ * add the timer to round trips, so "when busy" looks at the last window's
+ * connections before each wait. */
+static void count_busy_connections(struct uring_server *srv)
+{
+    int64_t now = monotonic_ns();
+    if (now < srv->window_ends_ns)
+        return;
+    bool quiet_since = now >= srv->window_ends_ns + BUSY_WINDOW_NS; /* a whole window with no turn */
+    srv->busy_before = quiet_since ? 0 : srv->busy_now;
+    srv->busy_now = 0;
+    srv->window++;
+    srv->window_ends_ns = now + BUSY_WINDOW_NS;
+}
+
+static bool nearly_all_busy(const struct uring_server *srv)
+{
+    unsigned busy = srv->busy_before > srv->busy_now ? srv->busy_before : srv->busy_now;
+    return busy >= BUSY_LEAST && busy * 100 >= BUSY_PERCENT * (unsigned long)srv->clients;
+}
+
+/* How many completions the next wait asks for, and with what bound. One,
+ * unbatched. Batched, those of the sends submitted now (most complete inside
+ * the very call that submits them, and would end its wait at once), plus
+ * half the busy connections (the clients keep the other half moving
+ * meanwhile), or one per client when always batching; the kernel returns
+ * with what has come once the bound has passed. */
 static unsigned completions_to_wait_for(struct uring_server *srv)
 {
     unsigned sends = srv->sends_this_turn;
     srv->sends_this_turn = 0;
-    if (!srv->batch_waits)
+    srv->waits++;
+    unsigned more = 0;
+    if (srv->batching == BATCH_ALWAYS) {
+        more = srv->clients > 0 ? (unsigned)srv->clients : 1;
+    } else if (srv->batching == BATCH_WHEN_BUSY) {
+        count_busy_connections(srv);
+        if (nearly_all_busy(srv))
+            more = (srv->busy_before > srv->busy_now ? srv->busy_before : srv->busy_now) / 2;
+    }
+    srv->ring.min_wait_usec = more ? srv->batch_us : 0;
+    if (!more)
         return 1;
-    unsigned clients = srv->clients > 0 ? (unsigned)srv->clients : 1;
-    unsigned want = sends + clients;
+    srv->batched_waits++;
+    unsigned want = sends + more;
     return want < srv->ring.cq_entries / 2 ? want : srv->ring.cq_entries / 2;
 }
 
@@ -685,6 +742,7 @@ struct uring_server *uring_server_create(const struct engine_setup *setup, const
     }
 
     srv->stats = setup->stats;
+    srv->window = 1; /* a new connection's busy_window, 0, is no window */
     srv->listen_fd = setup->listen_fd;
     srv->max_clients = setup->max_clients;
     srv->capacity = setup->fd_limit;
@@ -700,12 +758,12 @@ struct uring_server *uring_server_create(const struct engine_setup *setup, const
                       "looks it up",
                       strerror(-rc));
     }
-    if (options->wait_batch_us > 0 && !options->sqpoll) {
+    if (options->batching != BATCH_NEVER && !options->sqpoll) {
         if (srv->ring.features & IORING_FEAT_MIN_TIMEOUT) {
-            srv->ring.min_wait_usec = options->wait_batch_us;
-            srv->batch_waits = true;
+            srv->batching = options->batching;
+            srv->batch_us = options->wait_batch_us ? options->wait_batch_us : BATCH_AUTO_US;
         } else {
-            log_event("io_uring: this kernel has no minimum wait for completions (Linux 6.12): one at a time");
+            log_event("io_uring: this kernel has no minimum wait for completions (Linux 6.12): no batched waits");
         }
     }
 
@@ -735,9 +793,12 @@ void uring_server_describe(const struct uring_server *srv, char *out, size_t len
                  srv->recv_mode >= RECV_MULTISHOT ? "multishot" : "one-shot", RING_BUFFER_SIZE, RING_WINDOW, srv->buffers.count);
     else
         snprintf(receive, sizeof receive, "one-shot recv into each connection's %d-byte buffer", CONN_BUFFER_SIZE);
-    char batch[64] = "";
-    if (srv->batch_waits)
-        snprintf(batch, sizeof batch, ", completions waited for in batches (at most %u us)", srv->ring.min_wait_usec);
+    char batch[96] = "";
+    if (srv->batching == BATCH_ALWAYS)
+        snprintf(batch, sizeof batch, ", completions waited for in batches (at most %u us)", srv->batch_us);
+    else if (srv->batching == BATCH_WHEN_BUSY)
+        snprintf(batch, sizeof batch, ", completions waited for in batches while nearly every connection is busy "
+                 "(at most %u us)", srv->batch_us);
     snprintf(out, len, "%s accept, %s, %s%s%s%s", srv->multishot_accept ? "multishot" : "one-shot", receive,
              srv->ring.task_run, srv->ring.setup_flags & IORING_SETUP_SQPOLL ? ", submission queue polled" : "",
              srv->ring.enter_flags & IORING_ENTER_REGISTERED_RING ? ", registered ring descriptor" : "", batch);
@@ -745,6 +806,8 @@ void uring_server_describe(const struct uring_server *srv, char *out, size_t len
 
 void uring_server_destroy(struct uring_server *srv)
 {
+    if (srv->batching != BATCH_NEVER)
+        log_event("io_uring: %lu of %lu waits were batched", srv->batched_waits, srv->waits);
     /* Unregister the buffers, then close the ring, which cancels whatever
      * it still holds: after that the kernel touches none of our memory. */
     if (srv->have_buffer_ring)

@@ -379,9 +379,60 @@ def test_each_io_uring_feature_switched_off_or_on_echoes_like_the_others():
     Each serves the same traffic; what it is shows in the engine line."""
     needs_uring()
     for args, says in ((["--oneshot-recv"], "one-shot recv into 4096-byte buffers from a ring"),
-                       (["--registered-ring", "off"], "deferred task running\n"),
-                       (["--wait-batch", "100"], "batches (at most 100 us)")):
+                       (["--registered-ring", "off", "--wait-batch", "off"], "deferred task running\n"),
+                       (["--wait-batch", "100"], "batches (at most 100 us)"),
+                       ([], "batches while nearly every connection is busy (at most 50 us)")):
         echoes_like_the_others(args, says)
+
+
+def batched_waits(log):
+    """(batched, all) from the closing line of a batching server."""
+    m = re.search(r"io_uring: (\d+) of (\d+) waits were batched", log)
+    assert m, "no line on batched waits: %s" % log[-800:]
+    return int(m.group(1)), int(m.group(2))
+
+
+def needs_min_wait(srv):
+    if "no minimum wait for completions" in srv.stderr():
+        raise harness.Skip("this kernel has no minimum wait for completions (Linux 6.12)")
+
+
+def test_waits_are_batched_only_while_nearly_every_connection_is_busy():
+    """By default the engine waits for one completion at a time, so a few
+    clients' round trips never wait for a timer, however busy each is. Once
+    32 connections each send a message within a millisecond, round after
+    round, it waits for several at once; it says how often when it stops."""
+    needs_uring()
+
+    def rounds(srv, conns, count):
+        socks = [srv.connect() for _ in range(conns)]
+        try:
+            for seed in range(count):
+                message = payload(64, seed)
+                for sock in socks:
+                    sock.sendall(message)
+                for sock in socks:
+                    assert recv_exactly(sock, 64) == message
+        finally:
+            for sock in socks:
+                sock.close()
+        status, log = srv.stop()
+        assert status == 0, log[-500:]
+        return batched_waits(log)
+
+    with start_or_skip("--engine", "uring") as srv:
+        needs_min_wait(srv)
+        batched, waits = rounds(srv, 8, 100)
+        assert waits >= 100 and batched == 0, "8 busy connections: %d of %d waits batched" % (batched, waits)
+    with start_or_skip("--engine", "uring") as srv:
+        batched, waits = rounds(srv, 32, 100)
+        assert batched > 0, "32 busy connections: %d of %d waits batched" % (batched, waits)
+
+    with start_or_skip("--engine", "uring", "--wait-batch", "off") as srv:
+        with srv.connect() as sock:
+            echo_roundtrip(sock, payload(64))
+        status, log = srv.stop()
+        assert status == 0 and "waits were batched" not in log, log[-500:]
 
 
 def echoes_like_the_others(args, says):
