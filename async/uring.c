@@ -55,7 +55,7 @@ enum {
      * BUSY_PERCENT of all, sent a message within the last window. */
     BATCH_AUTO_US = 50,
     BUSY_LEAST = 16,
-    BUSY_PERCENT = 90,
+    BUSY_PERCENT = 75,
 
     /* The buffer ring: the kernel picks any buffer it offers when data
      * arrives. It offers RING_WINDOW at a time, from a pool of up to
