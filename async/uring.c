@@ -657,9 +657,16 @@ static void count_busy_connections(struct uring_server *srv)
     srv->window_ends_ns = now + BUSY_WINDOW_NS;
 }
 
+/* Busy connections: those with a message in the last whole window or in
+ * this one so far, whichever are more. */
+static unsigned busy_connections(const struct uring_server *srv)
+{
+    return srv->busy_before > srv->busy_now ? srv->busy_before : srv->busy_now;
+}
+
 static bool nearly_all_busy(const struct uring_server *srv)
 {
-    unsigned busy = srv->busy_before > srv->busy_now ? srv->busy_before : srv->busy_now;
+    unsigned busy = busy_connections(srv);
     return busy >= BUSY_LEAST && busy * 100 >= BUSY_PERCENT * (unsigned long)srv->clients;
 }
 
@@ -680,7 +687,7 @@ static unsigned completions_to_wait_for(struct uring_server *srv)
     } else if (srv->batching == BATCH_WHEN_BUSY) {
         count_busy_connections(srv);
         if (nearly_all_busy(srv))
-            more = (srv->busy_before > srv->busy_now ? srv->busy_before : srv->busy_now) / 2;
+            more = busy_connections(srv) / 2;
     }
     srv->ring.min_wait_usec = more ? srv->batch_us : 0;
     if (!more)
