@@ -78,9 +78,10 @@ int ring_register_fd(struct ring *ring)
 /* How the kernel runs the last step of a completion ("task work") in our
  * thread. By default it interrupts the thread as soon as there is some,
  * like a signal; on a 2-core VM that cost two to three times the CPU per
- * message at 10 and 100 connections (docs/async.md). COOP_TASKRUN lets it wait for our next
- * system call; DEFER_TASKRUN (which needs SINGLE_ISSUER: only this thread
- * submits) waits until we ask for completions, so they arrive in batches.
+ * message at 10 and 100 connections (docs/async.md). COOP_TASKRUN lets it
+ * wait for our next system call; DEFER_TASKRUN (which needs SINGLE_ISSUER:
+ * only this thread submits) waits until we ask for completions, so they
+ * arrive in batches.
  * Newer modes first; an older kernel refuses a flag it does not know with
  * EINVAL, and the next is tried. */
 static const struct task_run_mode {

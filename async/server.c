@@ -230,7 +230,7 @@ int main(int argc, char **argv)
                                         .oneshot = c.oneshot,
                                         .oneshot_recv = c.oneshot_recv,
                                         .registered_ring = c.registered_ring == ON,
-                                        .batching = c.sqpoll ? BATCH_NEVER : c.batching,
+                                        .batching = c.batching,
                                         .wait_batch_us = c.wait_batch_us};
         uring = try_uring(&setup, &options, why, sizeof why);
         if (!uring && c.engine == ENGINE_URING)
