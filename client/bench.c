@@ -15,16 +15,19 @@
 #include "clock.h"
 #include "net.h"
 #include "options.h"
-#include "signals.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 enum {
@@ -173,6 +176,9 @@ struct run_clock {
     uint64_t next_global; /* open loop: the next message of the schedule */
     int64_t next_release; /* and when it is due */
     int64_t idle_limit;   /* -n: a run with no echo for this long is over */
+    int timer_fd;         /* readable at the run's next milestone */
+    int stop_fd;          /* readable when SIGINT or SIGTERM came */
+    bool over;
     bool cpu_marked;      /* the CPU clock was read when measuring began */
     double cpu_at_measure;
     uint64_t echoes_at_measure;
@@ -191,71 +197,130 @@ static void release_due_messages(struct bench_run *run, struct bench_conn *conns
     }
 }
 
-static bool run_is_over(const struct bench_run *run, const struct run_clock *clock, int64_t now)
+/* The run's milestones (the warm-up's end, the run's end, and with -n the
+ * moment silence has lasted too long) move a few times a run, so they wait
+ * in a timerfd among the sockets. An epoll_wait with a timeout would arm
+ * and cancel a kernel timer on every wait instead (fs/eventpoll.c: ep_poll
+ * sleeps in schedule_hrtimeout_range, which sets an hrtimer only when it
+ * is given an expiry). */
+static int64_t next_milestone(const struct bench_run *run, const struct run_clock *clock)
 {
-    return stop_requested() || run->alive == 0 || now >= run->measure_until ||
-           run->measured >= run->measure_target || now - run->last_progress >= clock->idle_limit;
+    int64_t at = run->measure_until;
+    if (run->last_progress + clock->idle_limit < at)
+        at = run->last_progress + clock->idle_limit;
+    if (!clock->cpu_marked && run->measure_from < at)
+        at = run->measure_from;
+    return at;
 }
 
-/* When the loop must look at the clock next, whatever the sockets do. */
-static int64_t next_deadline(const struct bench_run *run, const struct run_clock *clock)
+static void set_timer(const struct run_clock *clock, int64_t at)
 {
-    int64_t deadline = run->measure_until;
-    if (run->last_progress + clock->idle_limit < deadline)
-        deadline = run->last_progress + clock->idle_limit;
-    if (run->open_loop && clock->next_release < deadline)
-        deadline = clock->next_release;
-    return deadline;
+    struct itimerspec when = {.it_value = {.tv_sec = at / NS_PER_SEC, .tv_nsec = at % NS_PER_SEC}};
+    if (timerfd_settime(clock->timer_fd, TFD_TIMER_ABSTIME, &when, NULL) < 0)
+        die_errno("timerfd_settime");
 }
 
-/* Waits for sockets for wait_ns at most. epoll_pwait2 (Linux 5.11) takes
- * the timeout in ns, which the open loop's schedule wants; on an older
- * kernel it fails with ENOSYS, and the wait falls back to epoll_pwait,
- * whose timeout is in ms: rounded up, so it never wakes before the
- * deadline, and the schedule is kept to the millisecond. */
-static int wait_for_events(int epoll_fd, struct epoll_event *events, int64_t wait_ns, const sigset_t *wait_mask)
+/* The timer fired: a milestone may have passed (the idle one moves with
+ * every echo, so it may not have), and the timer is set for the next. */
+static void on_timer(const struct bench_run *run, struct run_clock *clock)
+{
+    uint64_t expirations;
+    if (read(clock->timer_fd, &expirations, sizeof expirations) < 0 && errno != EAGAIN)
+        die_errno("read timerfd");
+    int64_t now = monotonic_ns();
+    if (!clock->cpu_marked && now >= run->measure_from) {
+        clock->cpu_marked = true;
+        clock->cpu_at_measure = cpu_seconds();
+        clock->echoes_at_measure = run->echoes;
+    }
+    if (now >= run->measure_until || now - run->last_progress >= clock->idle_limit)
+        clock->over = true;
+    else
+        set_timer(clock, next_milestone(run, clock));
+}
+
+/* Ctrl-C and SIGTERM end the run with a report. They stay blocked, so
+ * they never interrupt a call, and arrive as data on a signalfd among the
+ * sockets: the wait needs no signal mask of its own to let them in. */
+static int stop_signals_fd(void)
+{
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    int rc = pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    if (rc != 0) {
+        errno = rc;
+        die_errno("pthread_sigmask");
+    }
+    int fd = signalfd(-1, &stop, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd < 0)
+        die_errno("signalfd");
+    return fd;
+}
+
+static void watch(int epoll_fd, int fd, void *tag)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = tag};
+    if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0)
+        die_errno("epoll_ctl");
+}
+
+/* Waits for the sockets, the timer or a stop signal. The closed loop has
+ * nothing else to wait for (wait_ns < 0); the open loop's schedule moves
+ * with every message, too often for a timerfd, so it is the wait's own
+ * timeout. epoll_pwait2 (Linux 5.11) takes it in ns; on an older kernel it
+ * fails with ENOSYS, and the wait falls back to epoll_wait, whose timeout
+ * is in ms: rounded up, so it never wakes before the deadline, and the
+ * schedule is kept to the millisecond. */
+static int wait_for_events(int epoll_fd, struct epoll_event *events, int64_t wait_ns)
 {
     static bool no_pwait2;
+    if (wait_ns < 0)
+        return epoll_wait(epoll_fd, events, MAX_EVENTS, -1);
     if (!no_pwait2) {
         struct timespec timeout = {.tv_sec = wait_ns / NS_PER_SEC, .tv_nsec = wait_ns % NS_PER_SEC};
-        int n = epoll_pwait2(epoll_fd, events, MAX_EVENTS, &timeout, wait_mask);
+        int n = epoll_pwait2(epoll_fd, events, MAX_EVENTS, &timeout, NULL);
         if (n >= 0 || errno != ENOSYS)
             return n;
         no_pwait2 = true;
-        warn("epoll_pwait2: %s (it needs Linux 5.11): waiting in epoll_pwait, to the millisecond", strerror(ENOSYS));
+        warn("epoll_pwait2: %s (it needs Linux 5.11): waiting in epoll_wait, to the millisecond", strerror(ENOSYS));
     }
     int64_t ms = (wait_ns + 999999) / 1000000;
-    return epoll_pwait(epoll_fd, events, MAX_EVENTS, ms > INT_MAX ? INT_MAX : (int)ms, wait_mask);
+    return epoll_wait(epoll_fd, events, MAX_EVENTS, ms > INT_MAX ? INT_MAX : (int)ms);
 }
 
 /* Returns when the run ended. */
-static int64_t run_loop(struct bench_run *run, struct bench_conn *conns, struct run_clock *clock,
-                        const sigset_t *wait_mask)
+static int64_t run_loop(struct bench_run *run, struct bench_conn *conns, struct run_clock *clock)
 {
     struct epoll_event events[MAX_EVENTS];
+    set_timer(clock, next_milestone(run, clock));
     for (;;) {
-        int64_t now = monotonic_ns();
-        if (run->open_loop)
+        int64_t wait_ns = -1;
+        if (run->open_loop) {
+            int64_t now = monotonic_ns();
             release_due_messages(run, conns, clock, now);
-        if (!clock->cpu_marked && now >= run->measure_from) {
-            clock->cpu_marked = true;
-            clock->cpu_at_measure = cpu_seconds();
-            clock->echoes_at_measure = run->echoes;
+            wait_ns = clock->next_release - now;
         }
-        if (run_is_over(run, clock, now))
-            return now;
+        if (clock->over || run->alive == 0 || run->measured >= run->measure_target)
+            return monotonic_ns();
 
-        /* The only place the client blocks: waiting for sockets or the
-         * clock. The stop signals get in only here, so Ctrl-C ends the run
-         * with a report. */
-        int n = wait_for_events(run->epoll_fd, events, next_deadline(run, clock) - now, wait_mask);
+        /* The only place the client blocks. */
+        int n = wait_for_events(run->epoll_fd, events, wait_ns);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             die_errno("epoll wait");
         }
-        for (int i = 0; i < n; i++)
-            bench_conn_on_event(events[i].data.ptr, events[i].events);
+        for (int i = 0; i < n; i++) {
+            void *tag = events[i].data.ptr;
+            if (tag == &clock->timer_fd)
+                on_timer(run, clock);
+            else if (tag == &clock->stop_fd)
+                clock->over = true;
+            else
+                bench_conn_on_event(tag, events[i].events);
+        }
     }
 }
 
@@ -390,10 +455,6 @@ int bench_main(int argc, char **argv)
     if (run.open_loop && prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL) < 0)
         warn_errno("prctl PR_SET_TIMERSLACK");
 
-    sigset_t wait_mask;
-    install_stop_handlers();
-    block_stop_signals(&wait_mask);
-
     int64_t start = monotonic_ns();
     run.schedule_start = start;
     run.measure_from = start + (int64_t)(cfg.warmup * 1e9);
@@ -405,11 +466,17 @@ int bench_main(int argc, char **argv)
         .next_release = start,
         .idle_limit = cfg.messages > 0 ? CLIENT_IDLE_LIMIT_SECONDS * NS_PER_SEC + (int64_t)run.interval_ns
                                        : INT64_MAX / 2,
+        .timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC),
+        .stop_fd = stop_signals_fd(),
     };
+    if (clock.timer_fd < 0)
+        die_errno("timerfd_create");
+    watch(run.epoll_fd, clock.timer_fd, &clock.timer_fd);
+    watch(run.epoll_fd, clock.stop_fd, &clock.stop_fd);
     for (long i = 0; i < cfg.conns; i++)
         bench_conn_open(&conns[i], &run, (uint32_t)i, server);
 
-    int64_t ended = run_loop(&run, conns, &clock, &wait_mask);
+    int64_t ended = run_loop(&run, conns, &clock);
     if (run.measured < run.measure_target && ended - run.last_progress >= clock.idle_limit)
         warn("no echo for %d s: giving up after %llu of %ld messages", (int)(clock.idle_limit / NS_PER_SEC),
              (unsigned long long)run.measured, cfg.messages);
@@ -428,6 +495,8 @@ int bench_main(int argc, char **argv)
     if (fflush(stdout) == EOF)
         die_errno("stdout");
 
+    close(clock.timer_fd);
+    close(clock.stop_fd);
     close(run.epoll_fd);
     histogram_destroy(&run.latency);
     free(conns);

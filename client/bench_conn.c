@@ -27,19 +27,14 @@
 /* Enough lines to see what went wrong, not one per connection of -c 10000. */
 enum { MAX_LOGGED_FAILURES = 5 };
 
-/* A 64-bit mixing function (the splitmix64 finaliser): neighbouring
- * inputs give unrelated outputs. */
-static uint64_t mix64(uint64_t x)
-{
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
-    return x ^ (x >> 31);
-}
-
+/* Where message seq of connection c starts in the pattern: Fibonacci
+ * hashing (Knuth, TAOCP vol. 3, 6.4), which multiplies by 2^64 / phi and
+ * keeps the top bits. Consecutive messages then start about 0.38 of the
+ * pattern apart, and other connections' messages elsewhere again. */
 static const unsigned char *message_bytes(const struct bench_conn *c, uint64_t seq)
 {
-    uint64_t offset = mix64(((uint64_t)c->index << 40) ^ seq) % PATTERN_PERIOD;
-    return c->run->pattern + offset;
+    uint64_t key = ((uint64_t)c->index << 32) + seq;
+    return c->run->pattern + ((key * 0x9e3779b97f4a7c15u) >> (64 - PATTERN_BITS));
 }
 
 static void log_failure(struct bench_conn *c, const char *what, int err)
@@ -148,40 +143,25 @@ static int64_t intended_send_time(const struct bench_conn *c, uint64_t seq)
     return run->schedule_start + (int64_t)((double)global * run->interval_ns);
 }
 
-static size_t conn_bucket_of(uint64_t ns)
-{
-    if (ns < 4)
-        return (size_t)ns;
-    int octave = 63 - __builtin_clzll(ns); /* ns is in [2^octave, 2^(octave+1)) */
-    size_t bucket = (size_t)octave * CONN_BUCKETS_PER_OCTAVE + ((ns >> (octave - 2)) & 3);
-    return bucket < CONN_BUCKETS ? bucket : CONN_BUCKETS - 1;
-}
-
-/* The middle of a bucket, in ns. */
-static int64_t conn_bucket_value(size_t bucket)
-{
-    if (bucket < 4)
-        return (int64_t)bucket;
-    size_t octave = bucket / CONN_BUCKETS_PER_OCTAVE;
-    uint64_t low = ((uint64_t)4 + bucket % CONN_BUCKETS_PER_OCTAVE) << (octave - 2);
-    return (int64_t)(low + ((uint64_t)1 << (octave - 2)) / 2);
-}
-
 /* Into the run's histogram and the connection's own. */
 static void record_latency(struct bench_conn *c, int64_t ns)
 {
-    histogram_record(&c->run->latency, (uint64_t)ns);
-    c->latency[conn_bucket_of((uint64_t)ns)]++;
+    size_t bucket = histogram_record(&c->run->latency, (uint64_t)ns);
+    c->latency[bucket >> CONN_GROUP_BITS]++;
     c->measured++;
 }
 
+/* The middle of the connection's bucket that holds its median, in ns. */
 int64_t bench_conn_median(const struct bench_conn *c)
 {
     uint64_t seen = 0;
-    for (size_t b = 0; b < CONN_BUCKETS && c->measured > 0; b++) {
-        seen += c->latency[b];
-        if (2 * seen >= c->measured)
-            return conn_bucket_value(b);
+    for (size_t g = 0; g < CONN_BUCKETS && c->measured > 0; g++) {
+        seen += c->latency[g];
+        if (2 * seen >= c->measured) {
+            uint64_t lowest = histogram_bucket_lowest(g << CONN_GROUP_BITS);
+            uint64_t highest = histogram_bucket_highest(((g + 1) << CONN_GROUP_BITS) - 1);
+            return (int64_t)(lowest + (highest - lowest) / 2);
+        }
     }
     return 0;
 }

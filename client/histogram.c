@@ -12,7 +12,7 @@
  * top bit is always set, so the numbering is contiguous. */
 enum {
     HALF = 1 << (HISTOGRAM_SIGNIFICANT_BITS - 1),
-    BUCKET_COUNT = (HISTOGRAM_RANGE_BITS - HISTOGRAM_SIGNIFICANT_BITS + 2) * HALF,
+    BUCKET_COUNT = HISTOGRAM_BUCKETS,
 };
 
 static const uint64_t LARGEST_KEPT = ((uint64_t)1 << HISTOGRAM_RANGE_BITS) - 1;
@@ -72,15 +72,17 @@ void histogram_reset(struct histogram *h)
     h->min = UINT64_MAX;
 }
 
-void histogram_record(struct histogram *h, uint64_t ns)
+size_t histogram_record(struct histogram *h, uint64_t ns)
 {
-    h->counts[histogram_bucket_of(ns)]++;
+    size_t bucket = histogram_bucket_of(ns);
+    h->counts[bucket]++;
     h->total++;
     h->sum += ns;
     if (ns < h->min)
         h->min = ns;
     if (ns > h->max)
         h->max = ns;
+    return bucket;
 }
 
 void histogram_merge(struct histogram *into, const struct histogram *from)

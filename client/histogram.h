@@ -24,6 +24,9 @@ enum {
     /* Values at or above 2^HISTOGRAM_RANGE_BITS ns (about 18 minutes) share
      * the last bucket; max still records them exactly. */
     HISTOGRAM_RANGE_BITS = 40,
+    /* The exact range, then 2^(HISTOGRAM_SIGNIFICANT_BITS - 1) buckets for
+     * each further power of two. */
+    HISTOGRAM_BUCKETS = (HISTOGRAM_RANGE_BITS - HISTOGRAM_SIGNIFICANT_BITS + 2) << (HISTOGRAM_SIGNIFICANT_BITS - 1),
 };
 
 struct histogram {
@@ -38,7 +41,9 @@ bool histogram_init(struct histogram *h);
 void histogram_destroy(struct histogram *h);
 void histogram_reset(struct histogram *h);
 
-void histogram_record(struct histogram *h, uint64_t ns);
+/* Returns the bucket the value was counted in, for a caller that keeps a
+ * coarser copy of its own (buckets in order, a run of them at a time). */
+size_t histogram_record(struct histogram *h, uint64_t ns);
 
 /* Adds every sample of from into into. */
 void histogram_merge(struct histogram *into, const struct histogram *from);
@@ -50,7 +55,8 @@ void histogram_merge(struct histogram *into, const struct histogram *from);
 uint64_t histogram_percentile(const struct histogram *h, double percent);
 double histogram_mean(const struct histogram *h);
 
-/* The bucket layout, public so that the tests can check it. */
+/* The bucket layout, public so that the tests can check it and a coarser
+ * copy can name its values. */
 size_t histogram_bucket_count(void);
 size_t histogram_bucket_of(uint64_t ns);
 uint64_t histogram_bucket_lowest(size_t bucket);  /* smallest value in it */

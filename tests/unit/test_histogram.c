@@ -139,3 +139,22 @@ UNIT_TEST(histogram_merge_equals_recording_all)
     histogram_destroy(&b);
     histogram_destroy(&all);
 }
+
+/* The load generator keeps each connection's latencies as the buckets
+ * taken 512 at a time: record must say which bucket it counted, and a run
+ * of 512 must never straddle a power of two above the exact range, so
+ * that a group is 4 to a power of two. */
+UNIT_TEST(histogram_record_names_its_bucket_and_groups_of_512_are_4_per_octave)
+{
+    struct histogram h;
+    REQUIRE(histogram_init(&h));
+    for (uint64_t v = 1; v < ((uint64_t)1 << 45); v = v * 3 + 1)
+        REQUIRE(histogram_record(&h, v) == histogram_bucket_of(v));
+    CHECK(histogram_bucket_count() == HISTOGRAM_BUCKETS && HISTOGRAM_BUCKETS % 512 == 0);
+    for (uint64_t octave = 12; octave < HISTOGRAM_RANGE_BITS; octave++) {
+        size_t first = histogram_bucket_of((uint64_t)1 << octave);
+        size_t last = histogram_bucket_of(((uint64_t)1 << (octave + 1)) - 1);
+        REQUIRE(first % 512 == 0 && last - first + 1 == 4 * 512);
+    }
+    histogram_destroy(&h);
+}
