@@ -200,9 +200,9 @@ static void release_due_messages(struct bench_run *run, struct bench_conn *conns
 /* The run's milestones (the warm-up's end, the run's end, and with -n the
  * moment silence has lasted too long) move a few times a run, so they wait
  * in a timerfd among the sockets. An epoll_wait with a timeout would arm
- * and cancel a kernel timer on every wait instead (fs/eventpoll.c: ep_poll
- * sleeps in schedule_hrtimeout_range, which sets an hrtimer only when it
- * is given an expiry). */
+ * and cancel a kernel timer on every wait that sleeps (fs/eventpoll.c:
+ * ep_poll sleeps in schedule_hrtimeout_range, which sets an hrtimer only
+ * when it is given an expiry). */
 static int64_t next_milestone(const struct bench_run *run, const struct run_clock *clock)
 {
     int64_t at = run->measure_until;

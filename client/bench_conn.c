@@ -30,7 +30,8 @@ enum { MAX_LOGGED_FAILURES = 5 };
 /* Where message seq of connection c starts in the pattern: Fibonacci
  * hashing (Knuth, TAOCP vol. 3, 6.4), which multiplies by 2^64 / phi and
  * keeps the top bits. Consecutive messages then start about 0.38 of the
- * pattern apart, and other connections' messages elsewhere again. */
+ * pattern apart, and other connections' messages at offsets of their own:
+ * an echo that belongs elsewhere lands on other bytes. */
 static const unsigned char *message_bytes(const struct bench_conn *c, uint64_t seq)
 {
     uint64_t key = ((uint64_t)c->index << 32) + seq;
