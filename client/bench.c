@@ -15,12 +15,11 @@
 #include "clock.h"
 #include "net.h"
 #include "options.h"
+#include "signals.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -245,14 +244,8 @@ static void on_timer(const struct bench_run *run, struct run_clock *clock)
 static int stop_signals_fd(void)
 {
     sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    int rc = pthread_sigmask(SIG_BLOCK, &stop, NULL);
-    if (rc != 0) {
-        errno = rc;
-        die_errno("pthread_sigmask");
-    }
+    block_stop_signals(NULL);
+    stop_signal_set(&stop);
     int fd = signalfd(-1, &stop, SFD_NONBLOCK | SFD_CLOEXEC);
     if (fd < 0)
         die_errno("signalfd");

@@ -48,17 +48,24 @@ void stop_wakes_listener(int listen_fd)
     listener_to_wake = listen_fd;
 }
 
+void stop_signal_set(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+}
+
 void block_stop_signals(sigset_t *wait_mask)
 {
     sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
+    stop_signal_set(&stop_signals);
     int rc = pthread_sigmask(SIG_BLOCK, &stop_signals, wait_mask);
     if (rc != 0) {
         errno = rc;
         die_errno("pthread_sigmask");
     }
-    sigdelset(wait_mask, SIGINT);
-    sigdelset(wait_mask, SIGTERM);
+    if (wait_mask) {
+        sigdelset(wait_mask, SIGINT);
+        sigdelset(wait_mask, SIGTERM);
+    }
 }

@@ -26,7 +26,11 @@ void stop_wakes_listener(int listen_fd);
  * sigsuspend, io_uring_enter): a stop signal can then arrive only while the
  * loop waits, never in the gap between checking the flag and waiting.
  * Threads created afterwards inherit the block, so only the caller is
- * woken. */
+ * woken. wait_mask may be NULL in a program that never lets them in, but
+ * reads them from a signalfd made with stop_signal_set(). */
 void block_stop_signals(sigset_t *wait_mask);
+
+/* The stop signals as a set: SIGINT and SIGTERM. */
+void stop_signal_set(sigset_t *set);
 
 #endif
