@@ -95,10 +95,8 @@ static bool parse_wait_batch(const char *text, enum wait_batching *batching, uns
         *batching = BATCH_NEVER;
         return true;
     }
-    char *end;
-    errno = 0;
-    long value = strtol(text, &end, 10);
-    if (errno || end == text || *end || value < 1 || value > MAX_WAIT_BATCH_US)
+    long value;
+    if (!parse_long(text, 1, MAX_WAIT_BATCH_US, &value))
         return false;
     *batching = BATCH_ALWAYS;
     *usec = (unsigned)value;
